@@ -1,0 +1,146 @@
+"""The Python API: ``simulate`` returns polars tables; ``run_to_directory`` streams a run to disk."""
+
+from __future__ import annotations
+
+import platform
+import secrets
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numba
+import numpy as np
+import polars as pl
+import pyarrow
+
+from clonesim import __version__
+from clonesim.config import Config, as_config
+from clonesim.config.errors import ClonesimError
+from clonesim.engine import runner
+from clonesim.io import run_dir as rundir
+from clonesim.io.tables import TABLE_NAMES, UNTREATED, block_tables
+from clonesim.model.compiled import CompiledModel, compile_model
+
+ConfigLike = Config | Mapping[str, Any] | str | Path
+
+
+@dataclass
+class SimulationResult:
+    """The tables of one run (DESIGN §9) and its provenance."""
+
+    patients: pl.DataFrame
+    emergence: pl.DataFrame
+    trajectories: pl.DataFrame
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def write(self, out: str | Path, overwrite: bool = False) -> Path:
+        """Write this result as a run directory (one part per table)."""
+        out = Path(out)
+        rundir.prepare_run_dir(out, overwrite)
+        provenance = _provenance_for_parquet(self.info)
+        for table in TABLE_NAMES:
+            frame: pl.DataFrame = getattr(self, table)
+            for (schedule,), part in frame.partition_by("schedule", as_dict=True).items():
+                rundir.write_parquet(part, rundir.part_path(out, table, str(schedule), 0), provenance)
+        rundir.write_run_json(out, self.info)
+        return out
+
+
+def _resolve(config_or_path: ConfigLike, replicates: int | None, seed: int | None
+             ) -> tuple[Config, CompiledModel, int, int]:
+    config = as_config(config_or_path)
+    if replicates is not None and replicates < 1:
+        raise ClonesimError(f"replicates: must be at least 1 (got {replicates})")
+    if seed is not None and not 0 <= seed < 2**63:
+        raise ClonesimError(f"seed: must be in [0, 2**63) (got {seed})")
+    num_replicates = replicates if replicates is not None else config.replicates
+    run_seed = seed if seed is not None else config.seed
+    if run_seed is None:
+        run_seed = secrets.randbits(63)
+    return config, compile_model(config), num_replicates, run_seed
+
+
+def _run_info(config: Config, model: CompiledModel, seed: int, replicates: int) -> dict[str, Any]:
+    resolved = config.model_dump(mode="json", by_alias=True)
+    resolved["seed"] = seed
+    resolved["replicates"] = replicates
+    return {
+        "clonesim_version": __version__,
+        "config": resolved,
+        "seed": seed,
+        "replicates": replicates,
+        "schedules": [UNTREATED],
+        "engine": {
+            "method": "exact linear birth-death per step (binomial + negative binomial); "
+                      "mutation and switching drawn from integrated rates",
+            "dt_days": model.dt_days,
+            "num_steps": model.num_steps,
+            "bit_generator": "PCG64",
+            "stream": "SeedSequence(seed, spawn_key=(point, replicate)), point=0",
+            "block_replicates": model.block_replicates,
+        },
+        "versions": {
+            "python": platform.python_version(),
+            "numpy": np.__version__,
+            "numba": numba.__version__,
+            "polars": pl.__version__,
+            "pyarrow": pyarrow.__version__,
+        },
+    }
+
+
+def _provenance_for_parquet(info: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in info.items() if k != "timings"}
+
+
+def simulate(config_or_path: ConfigLike, replicates: int | None = None, seed: int | None = None,
+             threads: int | None = None,
+             on_block: Callable[[int], None] | None = None) -> SimulationResult:
+    """Simulate a config and return its tables as polars DataFrames.
+
+    Parameters
+    ----------
+    config_or_path : a :class:`Config`, a mapping, or a path to a YAML config.
+    replicates : number of virtual patients (default: the config's ``replicates``).
+    seed : run seed (default: the config's ``seed``, else fresh entropy, recorded in ``info``).
+    threads : numba threads (default: all cores). Results do not depend on it.
+    on_block : called with the number of replicates finished after each block.
+    """
+    config, model, num_replicates, run_seed = _resolve(config_or_path, replicates, seed)
+    runner.set_threads(threads)
+    started = time.perf_counter()
+    parts: dict[str, list[pl.DataFrame]] = {name: [] for name in TABLE_NAMES}
+    for block in runner.iterate_blocks(model, run_seed, range(num_replicates), on_block=on_block):
+        for name, frame in block_tables(model, block, run_seed).items():
+            parts[name].append(frame)
+    info = _run_info(config, model, run_seed, num_replicates)
+    info["timings"] = {"simulate_seconds": time.perf_counter() - started,
+                       "threads": numba.get_num_threads()}
+    tables = {name: pl.concat(frames, rechunk=True) for name, frames in parts.items()}
+    return SimulationResult(**tables, info=info)
+
+
+def run_to_directory(config_or_path: ConfigLike, out: str | Path, replicates: int | None = None,
+                     seed: int | None = None, threads: int | None = None, overwrite: bool = False,
+                     on_block: Callable[[int], None] | None = None) -> Path:
+    """Simulate and stream every block straight to a run directory (memory bounded by a block).
+
+    ``run.json`` is written last, so a run directory without it is incomplete.
+    """
+    config, model, num_replicates, run_seed = _resolve(config_or_path, replicates, seed)
+    runner.set_threads(threads)
+    out = Path(out)
+    rundir.prepare_run_dir(out, overwrite)
+    info = _run_info(config, model, run_seed, num_replicates)
+    provenance = _provenance_for_parquet(info)
+    started = time.perf_counter()
+    blocks = runner.iterate_blocks(model, run_seed, range(num_replicates), on_block=on_block)
+    for part, block in enumerate(blocks):
+        for name, frame in block_tables(model, block, run_seed).items():
+            rundir.write_parquet(frame, rundir.part_path(out, name, UNTREATED, part), provenance)
+    info["timings"] = {"simulate_and_write_seconds": time.perf_counter() - started,
+                       "threads": numba.get_num_threads()}
+    rundir.write_run_json(out, info)
+    return out

@@ -1,0 +1,115 @@
+"""Reading YAML configs: strict YAML (no duplicate keys, 1e9 is a number), strict schema."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from clonesim.config.errors import ConfigError
+from clonesim.config.schema import Config
+from clonesim.config.semantics import check_semantics
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that rejects duplicate keys and reads ``1e9`` as a float (YAML 1.2)."""
+
+
+_FLOAT = re.compile(
+    r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+    |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+    |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+    |[-+]?\.(?:inf|Inf|INF)
+    |\.(?:nan|NaN|NAN))$""",
+    re.X,
+)
+_StrictLoader.yaml_implicit_resolvers = {
+    key: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:float"]
+    for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_StrictLoader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT, list("-+0123456789."))
+
+
+def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False):
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise ConfigError(
+                str(key), f"duplicate key in YAML (line {key_node.start_mark.line + 1})"
+            )
+        seen.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def _format_location(location: tuple[Any, ...]) -> str:
+    parts: list[str] = []
+    for item in location:
+        if isinstance(item, int):
+            parts.append(f"[{item}]")
+        else:
+            parts.append(("." if parts else "") + str(item))
+    return "".join(parts)
+
+
+def _first_error(error: ValidationError) -> ConfigError:
+    """Turn pydantic's report into one line: ``key: problem (got value)``."""
+    first = error.errors()[0]
+    key = _format_location(tuple(first["loc"]))
+    kind = first["type"]
+    if kind == "extra_forbidden":
+        return ConfigError(key, "unknown key (check the spelling against the config contract)")
+    if kind == "missing":
+        return ConfigError(key, "required key is missing")
+    message = first["msg"].removeprefix("Value error, ")
+    value = first.get("input")
+    shown = repr(value) if not isinstance(value, Mapping) else "a mapping"
+    return ConfigError(key, f"{message} (got {shown})")
+
+
+def config_from_mapping(data: Mapping[str, Any]) -> Config:
+    """Validate a plain mapping (as parsed from YAML) into a :class:`Config`."""
+    if not isinstance(data, Mapping):
+        raise ConfigError("", f"a config must be a mapping of keys to values, got {type(data).__name__}")
+    try:
+        config = Config.model_validate(dict(data))
+    except ValidationError as error:
+        raise _first_error(error) from None
+    return check_semantics(config)
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a YAML config file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError("", f"config file not found: {path}") from None
+    except OSError as error:
+        raise ConfigError("", f"cannot read config {path}: {error.strerror}") from None
+    try:
+        data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - SafeLoader subclass
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise ConfigError("", f"{path}: invalid YAML{where}: {problem}") from None
+    if data is None:
+        raise ConfigError("", f"{path}: the config is empty")
+    return config_from_mapping(data)
+
+
+def as_config(config_or_path: Config | Mapping[str, Any] | str | Path) -> Config:
+    """Accept a validated Config, a mapping or a path to a YAML file."""
+    if isinstance(config_or_path, Config):
+        return config_or_path
+    if isinstance(config_or_path, Mapping):
+        return config_from_mapping(config_or_path)
+    return load_config(config_or_path)

@@ -1,0 +1,188 @@
+"""Cross-field checks of a config: every failure names its key and the bad value."""
+
+from __future__ import annotations
+
+import math
+
+from clonesim.config.errors import ConfigError
+from clonesim.config.schema import Config
+
+#: Largest burden a replicate may reach: keeps every int64 count exact (2**63 ~ 9.2e18)
+#: even after one step of growth by the largest allowed factor (exp(5) ~ 148).
+MAX_LETHAL_CELLS = 1.0e15
+#: Largest expected growth factor exponent b*dt in one step (see MAX_LETHAL_CELLS).
+MAX_BIRTH_TIMES_DT = 5.0
+#: Alterations are bits of an int64 genotype mask.
+MAX_ALTERATIONS = 62
+RESERVED_NAMES = {"founder"}
+
+
+def check_semantics(config: Config) -> Config:
+    """Raise :class:`ConfigError` on the first cross-field inconsistency."""
+    phenotypes = list(config.phenotypes)
+    founder = phenotypes[0]
+    alterations = list(config.alterations)
+
+    if config.drugs:
+        raise ConfigError(
+            "drugs", "drugs are not supported by this version (the therapy engine comes next)"
+        )
+    if config.schedules:
+        raise ConfigError(
+            "schedules",
+            "schedules are not supported by this version; leave them out to run 'untreated'",
+        )
+
+    _check_names(phenotypes, alterations, config.pathways)
+    if len(alterations) > MAX_ALTERATIONS:
+        raise ConfigError(
+            "alterations", f"at most {MAX_ALTERATIONS} alterations (got {len(alterations)})"
+        )
+
+    pathways = config.pathways or [config.driver_pathway]
+    if config.driver_pathway not in pathways:
+        raise ConfigError(
+            "driver_pathway", f"{config.driver_pathway!r} is not in pathways {pathways}"
+        )
+    for name, alteration in config.alterations.items():
+        if alteration.adds_pathway is not None and alteration.adds_pathway not in pathways:
+            raise ConfigError(
+                f"alterations.{name}.adds_pathway",
+                f"unknown pathway {alteration.adds_pathway!r}; known: {pathways}",
+            )
+        for drug in alteration.ic50_fold:
+            raise ConfigError(
+                f"alterations.{name}.ic50_fold.{drug}", f"unknown drug {drug!r} (no drugs defined)"
+            )
+
+    _check_switching(config, phenotypes)
+    _check_tumor(config, phenotypes, alterations, founder)
+    _check_rates(config)
+    return config
+
+
+def _check_names(phenotypes: list[str], alterations: list[str], pathways: list[str]) -> None:
+    for section, names in (("phenotypes", phenotypes), ("alterations", alterations)):
+        for name in names:
+            if not name or "+" in name or name in RESERVED_NAMES:
+                raise ConfigError(
+                    f"{section}.{name}", f"{name!r} is not allowed as a name ('+' and 'founder' are reserved)"
+                )
+    clash = set(phenotypes) & set(alterations)
+    if clash:
+        name = sorted(clash)[0]
+        raise ConfigError(
+            f"alterations.{name}", f"{name!r} is also a phenotype name; names must be unique"
+        )
+    if len(set(pathways)) != len(pathways):
+        raise ConfigError("pathways", f"duplicate pathway names in {pathways}")
+
+
+def _check_switching(config: Config, phenotypes: list[str]) -> None:
+    seen: set[tuple[str, str]] = set()
+    for index, switch in enumerate(config.switching):
+        key = f"switching[{index}]"
+        for field, value in (("from", switch.from_), ("to", switch.to)):
+            if value not in phenotypes:
+                raise ConfigError(
+                    f"{key}.{field}", f"unknown phenotype {value!r}; known: {phenotypes}"
+                )
+        if switch.from_ == switch.to:
+            raise ConfigError(key, f"switch from {switch.from_!r} to itself")
+        if (switch.from_, switch.to) in seen:
+            raise ConfigError(key, f"duplicate switch {switch.from_!r} -> {switch.to!r}")
+        seen.add((switch.from_, switch.to))
+        if switch.rate_per_day == 0.0 and switch.drug_induced_rate_per_day == 0.0:
+            raise ConfigError(key, "both rate_per_day and drug_induced_rate_per_day are 0")
+
+
+def _check_tumor(
+    config: Config, phenotypes: list[str], alterations: list[str], founder: str
+) -> None:
+    tumor = config.tumor
+    if (tumor.initial_cells is None) == (tumor.grow_from_single_cell_to is None):
+        raise ConfigError(
+            "tumor", "give exactly one of initial_cells and grow_from_single_cell_to"
+        )
+    if tumor.lethal_cells > MAX_LETHAL_CELLS:
+        raise ConfigError(
+            "tumor.lethal_cells",
+            f"{tumor.lethal_cells:g} is above the exact-count limit {MAX_LETHAL_CELLS:g}",
+        )
+    for key, value in (
+        ("initial_cells", tumor.initial_cells),
+        ("grow_from_single_cell_to", tumor.grow_from_single_cell_to),
+    ):
+        if value is not None and value >= tumor.lethal_cells:
+            raise ConfigError(
+                f"tumor.{key}", f"{value:g} is not below lethal_cells {tumor.lethal_cells:g}"
+            )
+    if tumor.grow_from_single_cell_to is not None:
+        if tumor.initial_fractions:
+            raise ConfigError(
+                "tumor.initial_fractions",
+                "cannot be combined with grow_from_single_cell_to "
+                "(pre-existing clones arise during growth)",
+            )
+        base = config.phenotypes[founder]
+        if base.birth_rate_per_day <= base.death_rate_per_day:
+            raise ConfigError(
+                "tumor.grow_from_single_cell_to",
+                f"the founder phenotype {founder!r} cannot grow "
+                f"(birth {base.birth_rate_per_day:g} <= death {base.death_rate_per_day:g} per day)",
+            )
+        cap = tumor.carrying_capacity_cells
+        if cap is not None and cap <= tumor.grow_from_single_cell_to:
+            raise ConfigError(
+                "tumor.grow_from_single_cell_to",
+                f"{tumor.grow_from_single_cell_to:g} is not below carrying_capacity_cells {cap:g}",
+            )
+    phenotype_share = 0.0
+    alteration_share = 0.0
+    for name, fraction in tumor.initial_fractions.items():
+        key = f"tumor.initial_fractions.{name}"
+        if name == founder:
+            raise ConfigError(key, "the founder phenotype takes the remainder; do not list it")
+        if name in phenotypes:
+            phenotype_share += fraction
+        elif name in alterations:
+            alteration_share += fraction
+        else:
+            raise ConfigError(
+                key, f"unknown phenotype or alteration {name!r}; known: {phenotypes[1:] + alterations}"
+            )
+    if phenotype_share > 1.0:
+        raise ConfigError(
+            "tumor.initial_fractions", f"phenotype fractions sum to {phenotype_share:g} > 1"
+        )
+    if alteration_share > 1.0:
+        raise ConfigError(
+            "tumor.initial_fractions", f"alteration fractions sum to {alteration_share:g} > 1"
+        )
+
+
+def _check_rates(config: Config) -> None:
+    dt = config.time.dt_days
+    steps = config.time.record_every_days / dt
+    if abs(steps - round(steps)) > 1e-9 * max(1.0, steps):
+        raise ConfigError(
+            "time.record_every_days",
+            f"{config.time.record_every_days:g} is not a whole multiple of dt_days {dt:g}",
+        )
+    total_mutation = sum(a.mutation_rate_per_division for a in config.alterations.values())
+    for name, phenotype in config.phenotypes.items():
+        if phenotype.birth_rate_per_day * dt > MAX_BIRTH_TIMES_DT:
+            raise ConfigError(
+                f"phenotypes.{name}.birth_rate_per_day",
+                f"{phenotype.birth_rate_per_day:g} x dt_days {dt:g} exceeds {MAX_BIRTH_TIMES_DT:g}; "
+                "use a smaller dt_days",
+            )
+        per_division = total_mutation * phenotype.mutation_rate_multiplier
+        if per_division > 1.0:
+            raise ConfigError(
+                f"phenotypes.{name}.mutation_rate_multiplier",
+                f"{phenotype.mutation_rate_multiplier:g} makes the mutation probability per "
+                f"division {per_division:g} > 1",
+            )
+    if not math.isfinite(config.time.horizon_days / dt) or config.time.horizon_days / dt > 1e8:
+        raise ConfigError("time.dt_days", f"{dt:g} gives more than 1e8 steps")

@@ -1,0 +1,1 @@
+"""Numba kernels (exact birth-death stepping) and the exact Gillespie reference engine."""

@@ -1,0 +1,445 @@
+"""The clone engine: numba kernels that advance replicates step by step (DESIGN §2).
+
+One replicate is a list of compartments (genotype bit mask, phenotype index,
+exact int64 cells). In each step of length dt, with rates held at their
+start-of-step values:
+
+1. every compartment of n cells moves by the exact birth-death law with
+   birth b (1 - U) and death d, where U = m_p * sum of u_a over alterations
+   the genotype lacks (a division makes a mutant daughter with probability U);
+2. mutant daughters: M ~ Poisson(b U I), I = integral of n over the step
+   (exact given I, since mutant divisions leave the parent's count unchanged),
+   split among alterations in proportion to u_a;
+3. switches: S ~ Binomial(n', 1 - exp(-sigma_out I / n')) cells leave the
+   compartment (exact for pure switching), split among targets by rate;
+4. mutants and switched cells join their compartments at the end of the step.
+
+The only approximations are in 2-4: I from the step's ends, and arrivals
+that miss part of one step of growth. Both vanish as dt -> 0.
+
+Kernels take arrays and a Generator only: no config, no I/O.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+from clonesim.engine.birth_death import birth_death_step, integrated_cells
+
+# Replicate outcome codes (``status``); errors are >= STATUS_FIRST_ERROR.
+STATUS_ALIVE = 0
+STATUS_EXTINCT = 1
+STATUS_DIED = 2
+STATUS_FIRST_ERROR = 10
+STATUS_TOO_MANY_COMPARTMENTS = 10
+STATUS_PREGROWTH_FAILED = 11
+
+#: Attempts at growing a tumour from one cell before giving up (each restarts from 1 cell).
+MAX_PREGROWTH_ATTEMPTS = 1_000_000
+#: The shortened final steps of pre-growth are at least this fraction of dt.
+MIN_PREGROWTH_STEP_FRACTION = 1e-3
+
+
+@njit(cache=True)
+def compartment_rates(model, genotype, phenotype, signal, logistic_factor):
+    """Per-cell rates of one compartment under signal s (DESIGN §1.2-1.4), per day.
+
+    Returns (b, d, U, sigma_out) with
+    b = b_p (1 - phi_p (1 - s)) * max(0, 1 - N/K),  d = d_p + k_p (1 - s),
+    U = m_p * sum_{a not in g} u_a,  sigma_out = sum_q sigma_{p->q}(s).
+    """
+    lack_signal = 1.0 - signal
+    birth = (
+        model.phenotype_birth_rate_per_day[phenotype]
+        * (1.0 - model.phenotype_cytostatic_share[phenotype] * lack_signal)
+        * logistic_factor
+    )
+    death = (
+        model.phenotype_death_rate_per_day[phenotype]
+        + model.phenotype_drug_kill_rate_per_day[phenotype] * lack_signal
+    )
+    mutation = 0.0
+    rates = model.alteration_mutation_rate_per_division
+    for a in range(rates.shape[0]):
+        if not (genotype >> a) & 1:
+            mutation += rates[a]
+    mutation *= model.phenotype_mutation_rate_multiplier[phenotype]
+    switch_out = 0.0
+    for q in range(model.switch_rate_per_day.shape[1]):
+        switch_out += switch_rate(model, phenotype, q, signal)
+    return birth, death, mutation, switch_out
+
+
+@njit(cache=True)
+def switch_rate(model, from_phenotype, to_phenotype, signal):
+    """sigma_{p->q}(s) = sigma_0 (s if scaled by signal else 1) + sigma_drug (1 - s), per day."""
+    base = model.switch_rate_per_day[from_phenotype, to_phenotype]
+    if model.switch_scaled_by_signal[from_phenotype, to_phenotype] != 0.0:
+        base *= signal
+    return base + model.switch_drug_induced_rate_per_day[from_phenotype, to_phenotype] * (
+        1.0 - signal
+    )
+
+
+@njit(cache=True)
+def stochastic_round(rng, expected):
+    """floor(x) + Bernoulli(x - floor(x)): an integer with mean x and least variance."""
+    whole = math.floor(expected)
+    fraction = expected - whole
+    if fraction > 0.0 and rng.random() < fraction:
+        whole += 1
+    return np.int64(whole)
+
+
+@njit(cache=True)
+def _find_or_add(genotype, phenotype, geno, pheno, cells, written, num_active):
+    """Index of compartment (genotype, phenotype), appending it when absent; -1 if full."""
+    for c in range(num_active):
+        if geno[c] == genotype and pheno[c] == phenotype:
+            return c, num_active
+    if num_active >= geno.shape[0]:
+        return -1, num_active
+    geno[num_active] = genotype
+    pheno[num_active] = phenotype
+    cells[num_active] = 0
+    written[num_active] = 0
+    return num_active, num_active + 1
+
+
+@njit(cache=True)
+def _mark_arisal(genotype, phenotype, num_alterations, day, arise_day):
+    """Record ``day`` as the first arising of every mechanism the compartment carries."""
+    for a in range(num_alterations):
+        if (genotype >> a) & 1 and math.isnan(arise_day[a]):
+            arise_day[a] = day
+    if phenotype > 0:
+        m = num_alterations + phenotype - 1
+        if math.isnan(arise_day[m]):
+            arise_day[m] = day
+
+
+@njit(cache=True)
+def _advance(rng, model, geno, pheno, cells, written, num_active, dt_days, day_end,
+             signal, arrivals_geno, arrivals_pheno, arrivals_cells, arise_day):
+    """Advance every compartment by one step; returns (num_active, total_cells) or (-1, 0)."""
+    num_alterations = model.alteration_mutation_rate_per_division.shape[0]
+    num_phenotypes = model.phenotype_birth_rate_per_day.shape[0]
+    total = np.int64(0)
+    for c in range(num_active):
+        total += cells[c]
+    logistic = 1.0
+    if model.carrying_capacity_cells < math.inf:
+        logistic = max(0.0, 1.0 - total / model.carrying_capacity_cells)
+
+    num_arrivals = 0
+    for c in range(num_active):
+        start = cells[c]
+        if start == 0:
+            continue
+        g = geno[c]
+        p = pheno[c]
+        birth, death, mutation, switch_out = compartment_rates(model, g, p, signal, logistic)
+        end = birth_death_step(rng, start, birth * (1.0 - mutation), death, dt_days)
+        if mutation > 0.0 and birth > 0.0:
+            cell_days = integrated_cells(start, end, dt_days)
+            mutants = rng.poisson(birth * mutation * cell_days)
+            # Multinomial split over alterations in proportion to u_a (the last takes the rest).
+            remaining_rate = mutation / model.phenotype_mutation_rate_multiplier[p]
+            last_target = -1
+            for a in range(num_alterations):
+                if not (g >> a) & 1 and model.alteration_mutation_rate_per_division[a] > 0.0:
+                    last_target = a
+            a = 0
+            while mutants > 0 and a <= last_target:
+                u = model.alteration_mutation_rate_per_division[a]
+                if not (g >> a) & 1 and u > 0.0:
+                    if a == last_target:
+                        k = mutants
+                    else:
+                        k = rng.binomial(mutants, min(1.0, u / remaining_rate))
+                    if k > 0:
+                        arrivals_geno[num_arrivals] = g | (np.int64(1) << a)
+                        arrivals_pheno[num_arrivals] = p
+                        arrivals_cells[num_arrivals] = k
+                        num_arrivals += 1
+                    mutants -= k
+                    remaining_rate -= u
+                a += 1
+        if switch_out > 0.0 and end > 0:
+            cell_days = integrated_cells(start, end, dt_days)
+            leave_probability = -math.expm1(-switch_out * cell_days / end)
+            leaving = rng.binomial(end, leave_probability)
+            end -= leaving
+            remaining_rate = switch_out
+            last_target = -1
+            for q in range(num_phenotypes):
+                if q != p and switch_rate(model, p, q, signal) > 0.0:
+                    last_target = q
+            q = 0
+            while leaving > 0 and q <= last_target:
+                rate = switch_rate(model, p, q, signal) if q != p else 0.0
+                if rate > 0.0:
+                    if q == last_target:
+                        k = leaving
+                    else:
+                        k = rng.binomial(leaving, min(1.0, rate / remaining_rate))
+                    if k > 0:
+                        arrivals_geno[num_arrivals] = g
+                        arrivals_pheno[num_arrivals] = q
+                        arrivals_cells[num_arrivals] = k
+                        num_arrivals += 1
+                    leaving -= k
+                    remaining_rate -= rate
+                q += 1
+        cells[c] = end
+
+    for i in range(num_arrivals):
+        c, num_active = _find_or_add(
+            arrivals_geno[i], arrivals_pheno[i], geno, pheno, cells, written, num_active
+        )
+        if c < 0:
+            return -1, np.int64(0)
+        cells[c] += arrivals_cells[i]
+        _mark_arisal(geno[c], pheno[c], num_alterations, day_end, arise_day)
+
+    total = np.int64(0)
+    for c in range(num_active):
+        total += cells[c]
+    return num_active, total
+
+
+@njit(cache=True)
+def _compact(geno, pheno, cells, written, num_active):
+    """Drop empty compartments that no trajectory row still needs, keeping order."""
+    kept = 0
+    for c in range(num_active):
+        if cells[c] > 0 or written[c] != 0:
+            geno[kept] = geno[c]
+            pheno[kept] = pheno[c]
+            cells[kept] = cells[c]
+            written[kept] = written[c]
+            kept += 1
+    return kept
+
+
+@njit(cache=True)
+def _record(day, geno, pheno, cells, written, num_active, rows, traj_day, traj_geno,
+            traj_pheno, traj_cells):
+    """Append the live compartments (and those that just emptied, with 0) to the trajectory.
+
+    Rows past the buffer's capacity are counted but not written, so the caller
+    can rerun the replicate with a buffer of the right size.
+    """
+    capacity = traj_day.shape[0]
+    for c in range(num_active):
+        if cells[c] > 0 or written[c] != 0:
+            if rows < capacity:
+                traj_day[rows] = day
+                traj_geno[rows] = geno[c]
+                traj_pheno[rows] = pheno[c]
+                traj_cells[rows] = cells[c]
+            rows += 1
+            written[c] = 1 if cells[c] > 0 else 0
+    return rows
+
+
+@njit(cache=True)
+def _seed_initial_tumour(rng, initial_cells, phenotype_fraction, alteration_fraction,
+                         geno, pheno, cells, written):
+    """Split ``initial_cells`` into compartments by the configured fractions.
+
+    Phenotype q gets round(N f_q) cells (stochastic rounding), the founder the
+    rest; within each phenotype, alteration a gets round(n_p f_a) single-mutant
+    cells. Returns the number of compartments.
+    """
+    num_phenotypes = phenotype_fraction.shape[0]
+    num_alterations = alteration_fraction.shape[0]
+    per_phenotype = np.zeros(num_phenotypes, np.int64)
+    rest = np.int64(initial_cells)
+    for q in range(1, num_phenotypes):
+        if phenotype_fraction[q] > 0.0:
+            per_phenotype[q] = min(rest, stochastic_round(rng, initial_cells * phenotype_fraction[q]))
+            rest -= per_phenotype[q]
+    per_phenotype[0] = rest
+    num_active = 0
+    for p in range(num_phenotypes):
+        remaining = per_phenotype[p]
+        if remaining == 0:
+            continue
+        founder_slot = num_active
+        geno[founder_slot] = 0
+        pheno[founder_slot] = p
+        written[founder_slot] = 0
+        num_active += 1
+        for a in range(num_alterations):
+            if alteration_fraction[a] > 0.0:
+                k = min(remaining, stochastic_round(rng, per_phenotype[p] * alteration_fraction[a]))
+                if k > 0:
+                    geno[num_active] = np.int64(1) << a
+                    pheno[num_active] = p
+                    cells[num_active] = k
+                    written[num_active] = 0
+                    num_active += 1
+                    remaining -= k
+        cells[founder_slot] = remaining
+    return _compact(geno, pheno, cells, written, num_active)
+
+
+@njit(cache=True)
+def _grow_from_one_cell(rng, model, target_cells, dt_days, geno, pheno, cells, written,
+                        arrivals_geno, arrivals_pheno, arrivals_cells, arise_day):
+    """Grow untreated from one founder cell until the burden reaches ``target_cells``.
+
+    Conditioned on reaching it: a lineage that dies out is restarted from one
+    cell on the same stream. The last steps are shortened (to at least
+    MIN_PREGROWTH_STEP_FRACTION * dt) so the tumour lands on the target.
+    Returns (num_active, days taken, status); arise days are relative to the start.
+    """
+    num_alterations = model.alteration_mutation_rate_per_division.shape[0]
+    for _attempt in range(MAX_PREGROWTH_ATTEMPTS):
+        arise_day[:] = np.nan
+        geno[0] = 0
+        pheno[0] = 0
+        cells[0] = 1
+        written[0] = 0
+        num_active = 1
+        total = np.int64(1)
+        day = 0.0
+        while 0 < total < target_cells:
+            # Mean net growth rate of the tumour, to aim the last steps at the target.
+            growth = 0.0
+            logistic = 1.0
+            if model.carrying_capacity_cells < math.inf:
+                logistic = max(0.0, 1.0 - total / model.carrying_capacity_cells)
+            for c in range(num_active):
+                if cells[c] > 0:
+                    b, d, _, _ = compartment_rates(model, geno[c], pheno[c], 1.0, logistic)
+                    growth += (b - d) * cells[c]
+            growth /= total
+            step = dt_days
+            if growth > 0.0:
+                to_target = math.log(target_cells / total) / growth
+                step = min(dt_days, max(to_target, MIN_PREGROWTH_STEP_FRACTION * dt_days))
+            day += step
+            num_active, total = _advance(
+                rng, model, geno, pheno, cells, written, num_active, step, day, 1.0,
+                arrivals_geno, arrivals_pheno, arrivals_cells, arise_day,
+            )
+            if num_active < 0:
+                return 0, day, STATUS_TOO_MANY_COMPARTMENTS
+            num_active = _compact(geno, pheno, cells, written, num_active)
+        if total >= target_cells:
+            _mark_arisal(np.int64(0), 0, num_alterations, 0.0, arise_day)
+            return num_active, day, STATUS_ALIVE
+    return 0, 0.0, STATUS_PREGROWTH_FAILED
+
+
+@njit(cache=True)
+def simulate_replicate(rng, model, initial_cells, phenotype_fraction, alteration_fraction,
+                       grow_to_cells, dt_days, horizon_days, num_steps, record_every_steps,
+                       max_compartments, traj_day, traj_geno, traj_pheno, traj_cells,
+                       mech_cells_at_start, mech_arise_day):
+    """Simulate one replicate from day 0 (after optional pre-growth) to the horizon.
+
+    Writes the trajectory into the ``traj_*`` buffers and the per-mechanism
+    results into ``mech_*``. Returns
+    (status, stop_day, final_cells, days_to_diagnosis, trajectory_rows).
+    """
+    num_alterations = alteration_fraction.shape[0]
+    num_phenotypes = phenotype_fraction.shape[0]
+    geno = np.zeros(max_compartments, np.int64)
+    pheno = np.zeros(max_compartments, np.int64)
+    cells = np.zeros(max_compartments, np.int64)
+    written = np.zeros(max_compartments, np.int8)
+    arrival_capacity = max_compartments * (num_alterations + num_phenotypes)
+    arrivals_geno = np.zeros(arrival_capacity, np.int64)
+    arrivals_pheno = np.zeros(arrival_capacity, np.int64)
+    arrivals_cells = np.zeros(arrival_capacity, np.int64)
+    mech_arise_day[:] = np.nan
+    mech_cells_at_start[:] = 0
+
+    days_to_diagnosis = np.nan
+    if grow_to_cells > 0:
+        num_active, days_to_diagnosis, status = _grow_from_one_cell(
+            rng, model, grow_to_cells, dt_days, geno, pheno, cells, written,
+            arrivals_geno, arrivals_pheno, arrivals_cells, mech_arise_day,
+        )
+        if status != STATUS_ALIVE:
+            return status, np.nan, np.int64(0), days_to_diagnosis, 0
+        for m in range(mech_arise_day.shape[0]):
+            mech_arise_day[m] -= days_to_diagnosis
+    else:
+        num_active = _seed_initial_tumour(
+            rng, initial_cells, phenotype_fraction, alteration_fraction,
+            geno, pheno, cells, written,
+        )
+        for c in range(num_active):
+            _mark_arisal(geno[c], pheno[c], num_alterations, 0.0, mech_arise_day)
+
+    total = np.int64(0)
+    for c in range(num_active):
+        total += cells[c]
+        for a in range(num_alterations):
+            if (geno[c] >> a) & 1:
+                mech_cells_at_start[a] += cells[c]
+        if pheno[c] > 0:
+            mech_cells_at_start[num_alterations + pheno[c] - 1] += cells[c]
+
+    rows = _record(0.0, geno, pheno, cells, written, num_active, 0,
+                   traj_day, traj_geno, traj_pheno, traj_cells)
+    status = STATUS_ALIVE
+    stop_day = np.nan
+    day = 0.0
+    signal = 1.0  # no drugs: every pathway signals fully
+    for step in range(num_steps):
+        day_end = min((step + 1) * dt_days, horizon_days)
+        if step == num_steps - 1:
+            day_end = horizon_days
+        num_active, total = _advance(
+            rng, model, geno, pheno, cells, written, num_active, day_end - day, day_end, signal,
+            arrivals_geno, arrivals_pheno, arrivals_cells, mech_arise_day,
+        )
+        day = day_end
+        if num_active < 0:
+            return STATUS_TOO_MANY_COMPARTMENTS, day, np.int64(0), days_to_diagnosis, rows
+        if total == 0:
+            status = STATUS_EXTINCT
+        elif total >= model.lethal_cells:
+            status = STATUS_DIED
+        if status != STATUS_ALIVE or step == num_steps - 1 or (step + 1) % record_every_steps == 0:
+            rows = _record(day, geno, pheno, cells, written, num_active, rows,
+                           traj_day, traj_geno, traj_pheno, traj_cells)
+        if status != STATUS_ALIVE:
+            stop_day = day
+            break
+        num_active = _compact(geno, pheno, cells, written, num_active)
+    return status, stop_day, total, days_to_diagnosis, rows
+
+
+@njit(cache=True, parallel=True)
+def simulate_block(generators, model, initial_cells, phenotype_fraction, alteration_fraction,
+                   grow_to_cells, dt_days, horizon_days, num_steps, record_every_steps,
+                   max_compartments, status, stop_day, final_cells, days_to_diagnosis,
+                   trajectory_rows, traj_day, traj_geno, traj_pheno, traj_cells,
+                   mech_cells_at_start, mech_arise_day):
+    """Run ``len(generators)`` replicates in parallel; row i of every output is replicate i.
+
+    Replicate i draws only from ``generators[i]``, so its result does not depend
+    on the thread count or on the other replicates in the block.
+    """
+    for i in prange(len(generators)):
+        rng = generators[i]
+        s, stop, final, diagnosis, rows = simulate_replicate(
+            rng, model, initial_cells, phenotype_fraction, alteration_fraction,
+            grow_to_cells, dt_days, horizon_days, num_steps, record_every_steps,
+            max_compartments, traj_day[i], traj_geno[i], traj_pheno[i], traj_cells[i],
+            mech_cells_at_start[i], mech_arise_day[i],
+        )
+        status[i] = s
+        stop_day[i] = stop
+        final_cells[i] = final
+        days_to_diagnosis[i] = diagnosis
+        trajectory_rows[i] = rows

@@ -1,0 +1,1 @@
+"""Parquet tables, run directories and provenance."""

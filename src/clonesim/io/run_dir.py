@@ -1,0 +1,99 @@
+"""Run directories: hive-partitioned zstd Parquet written atomically, and run.json.
+
+Layout (DESIGN §5)::
+
+    RUN_DIR/run.json                      written last: its presence marks a complete run
+    RUN_DIR/patients/schedule=NAME/part-00000.parquet
+    RUN_DIR/emergence/schedule=NAME/part-00000.parquet
+    RUN_DIR/trajectories/schedule=NAME/part-00000.parquet
+
+Every file is written to a temporary name in its directory and renamed into
+place, so a killed run never leaves a file that looks complete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pyarrow.parquet as pq
+
+from clonesim.config.errors import ClonesimError
+
+PROVENANCE_KEY = b"clonesim"
+RUN_JSON = "run.json"
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def write_parquet(frame: pl.DataFrame, path: Path, provenance: Mapping[str, Any]) -> None:
+    """Write one table as zstd Parquet (dictionary-encoded labels), provenance in its metadata."""
+    table = frame.to_arrow()
+    metadata = dict(table.schema.metadata or {})
+    metadata[PROVENANCE_KEY] = json.dumps(provenance, sort_keys=True).encode()
+    table = table.replace_schema_metadata(metadata)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(handle)
+    try:
+        pq.write_table(table, temporary, compression="zstd", use_dictionary=True)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def part_path(run_dir: Path, table: str, schedule: str, part: int) -> Path:
+    return run_dir / table / f"schedule={schedule}" / f"part-{part:05d}.parquet"
+
+
+def prepare_run_dir(run_dir: Path, overwrite: bool) -> None:
+    """Create an empty run directory; refuse to mix into an existing one unless told to."""
+    if run_dir.exists():
+        if not run_dir.is_dir():
+            raise ClonesimError(f"--out: {run_dir} exists and is not a directory")
+        if any(run_dir.iterdir()):
+            if not overwrite:
+                raise ClonesimError(
+                    f"--out: {run_dir} already holds files; choose another directory "
+                    "or pass --overwrite"
+                )
+            if not (run_dir / RUN_JSON).exists() and not any(
+                (run_dir / name).exists() for name in ("patients", "emergence", "trajectories")
+            ):
+                raise ClonesimError(
+                    f"--out: {run_dir} does not look like a clonesim run; refusing to overwrite it"
+                )
+            shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+
+def write_run_json(run_dir: Path, info: Mapping[str, Any]) -> None:
+    atomic_write_bytes(run_dir / RUN_JSON, (json.dumps(info, indent=2, sort_keys=True) + "\n").encode())
+
+
+def read_table(run_dir: str | Path, table: str) -> pl.DataFrame:
+    """Read one table of a complete run (all schedules and parts)."""
+    run_dir = Path(run_dir)
+    if not (run_dir / RUN_JSON).exists():
+        raise ClonesimError(f"{run_dir}: no {RUN_JSON}; the run is missing or incomplete")
+    return pl.read_parquet(run_dir / table / "**" / "*.parquet", hive_partitioning=True)
