@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import platform
 import secrets
 import time
@@ -144,3 +145,11 @@ def run_to_directory(config_or_path: ConfigLike, out: str | Path, replicates: in
                        "threads": numba.get_num_threads()}
     rundir.write_run_json(out, info)
     return out
+
+
+def read_run_info(run_dir: str | Path) -> dict[str, Any]:
+    """The ``run.json`` of a complete run directory."""
+    path = Path(run_dir) / rundir.RUN_JSON
+    if not path.exists():
+        raise ClonesimError(f"{run_dir}: no {rundir.RUN_JSON}; the run is missing or incomplete")
+    return json.loads(path.read_text())

@@ -22,7 +22,7 @@ class _StrictLoader(yaml.SafeLoader):
 _FLOAT = re.compile(
     r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
     |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
-    |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+    |[-+]?\.[0-9_]+(?:[eE][-+]?[0-9]+)?
     |[-+]?\.(?:inf|Inf|INF)
     |\.(?:nan|NaN|NAN))$""",
     re.X,
@@ -34,19 +34,42 @@ _StrictLoader.yaml_implicit_resolvers = {
 _StrictLoader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT, list("-+0123456789."))
 
 
-def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False):
-    seen: set[Any] = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if key in seen:
-            raise ConfigError(
-                str(key), f"duplicate key in YAML (line {key_node.start_mark.line + 1})"
-            )
-        seen.add(key)
-    return loader.construct_mapping(node, deep=deep)
+_MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
-_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+def _check_duplicate_keys(loader: yaml.SafeLoader, node: yaml.Node, path: str, seen: set[int]) -> None:
+    """Reject a key given twice in one mapping, naming its dotted path and line."""
+    if id(node) in seen:  # an alias of a node already checked
+        return
+    seen.add(id(node))
+    if isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _check_duplicate_keys(loader, item, f"{path}[{index}]", seen)
+    elif isinstance(node, yaml.MappingNode):
+        keys: set[Any] = set()
+        for key_node, value_node in node.value:
+            # Only plain scalar keys: "<<" merges are resolved by SafeLoader, and an
+            # unhashable key is reported by the constructor as invalid YAML.
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == _MERGE_TAG:
+                _check_duplicate_keys(loader, value_node, path, seen)
+                continue
+            key = loader.construct_object(key_node)
+            name = f"{path}.{key}" if path else str(key)
+            if key in keys:
+                raise ConfigError(name, f"duplicate key in YAML (line {key_node.start_mark.line + 1})")
+            keys.add(key)
+            _check_duplicate_keys(loader, value_node, name, seen)
+
+
+def _get_single_data(self: _StrictLoader) -> Any:
+    node = self.get_single_node()
+    if node is None:
+        return None
+    _check_duplicate_keys(self, node, "", set())
+    return self.construct_document(node)
+
+
+_StrictLoader.get_single_data = _get_single_data  # type: ignore[method-assign]
 
 
 def _format_location(location: tuple[Any, ...]) -> str:
@@ -62,8 +85,17 @@ def _format_location(location: tuple[Any, ...]) -> str:
 def _first_error(error: ValidationError) -> ConfigError:
     """Turn pydantic's report into one line: ``key: problem (got value)``."""
     first = error.errors()[0]
-    key = _format_location(tuple(first["loc"]))
+    location = tuple(first["loc"])
     kind = first["type"]
+    if kind == "invalid_key" or location[-1:] == ("[key]",):
+        # A name (mapping key) that is not text, e.g. YAML's `1:` or `yes:`.
+        parent = _format_location(location[:-2] if location[-1:] == ("[key]",) else location[:-1])
+        name = str(first["input"])
+        return ConfigError(
+            f"{parent}.{name}" if parent else name,
+            f"a name must be text, got {first['input']!r} (quote it in YAML)",
+        )
+    key = _format_location(location)
     if kind == "extra_forbidden":
         return ConfigError(key, "unknown key (check the spelling against the config contract)")
     if kind == "missing":
@@ -92,6 +124,10 @@ def load_config(path: str | Path) -> Config:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError("", f"config file not found: {path}") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(
+            "", f"cannot read config {path}: not UTF-8 text (byte {error.start})"
+        ) from None
     except OSError as error:
         raise ConfigError("", f"cannot read config {path}: {error.strerror}") from None
     try:
@@ -103,6 +139,10 @@ def load_config(path: str | Path) -> Config:
         raise ConfigError("", f"{path}: invalid YAML{where}: {problem}") from None
     if data is None:
         raise ConfigError("", f"{path}: the config is empty")
+    if not isinstance(data, Mapping):
+        raise ConfigError(
+            "", f"{path}: a config must be a mapping of keys to values, got {type(data).__name__}"
+        )
     return config_from_mapping(data)
 
 

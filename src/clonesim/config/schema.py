@@ -11,7 +11,15 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+
+
+def _not_bool(value: Any) -> Any:
+    # Pydantic's lax mode reads true/false as 1/0, and YAML 1.1 also reads yes/no/on/off
+    # as booleans: a boolean where a number belongs is a mistake, not a number.
+    if isinstance(value, bool):
+        raise ValueError("must be a number, not true/false")
+    return value
 
 
 def _finite(value: float) -> float:
@@ -26,11 +34,13 @@ def _whole(value: float) -> float:
     return value
 
 
-Finite = Annotated[float, AfterValidator(_finite)]
-RatePerDay = Annotated[float, Field(ge=0.0), AfterValidator(_finite)]
-Probability = Annotated[float, Field(ge=0.0, le=1.0)]
-PositiveDays = Annotated[float, Field(gt=0.0), AfterValidator(_finite)]
-CellCount = Annotated[float, Field(ge=1.0), AfterValidator(_finite), AfterValidator(_whole)]
+Real = Annotated[float, BeforeValidator(_not_bool)]
+Whole = Annotated[int, BeforeValidator(_not_bool)]
+Finite = Annotated[Real, AfterValidator(_finite)]
+RatePerDay = Annotated[Real, Field(ge=0.0), AfterValidator(_finite)]
+Probability = Annotated[Real, Field(ge=0.0, le=1.0)]
+PositiveDays = Annotated[Real, Field(gt=0.0), AfterValidator(_finite)]
+CellCount = Annotated[Real, Field(ge=1.0), AfterValidator(_finite), AfterValidator(_whole)]
 
 
 class Strict(BaseModel):
@@ -49,7 +59,7 @@ class TumorConfig(Strict):
     initial_cells: CellCount | None = None
     grow_from_single_cell_to: CellCount | None = None
     initial_fractions: dict[str, Probability] = Field(default_factory=dict)
-    carrying_capacity_cells: Annotated[float, Field(gt=0.0), AfterValidator(_finite)] | None = None
+    carrying_capacity_cells: Annotated[Real, Field(gt=0.0), AfterValidator(_finite)] | None = None
     lethal_cells: CellCount = 1.0e12
     detection_cells: CellCount = 1.0e8
 
@@ -59,7 +69,7 @@ class PhenotypeConfig(Strict):
     death_rate_per_day: RatePerDay
     drug_kill_rate_per_day: RatePerDay = 0.0
     cytostatic_share: Probability = 0.0
-    mutation_rate_multiplier: Annotated[float, Field(ge=0.0), AfterValidator(_finite)] = 1.0
+    mutation_rate_multiplier: Annotated[Real, Field(ge=0.0), AfterValidator(_finite)] = 1.0
 
 
 class SwitchConfig(Strict):
@@ -76,7 +86,7 @@ class SwitchConfig(Strict):
 class AlterationConfig(Strict):
     mutation_rate_per_division: Probability
     adds_pathway: str | None = None
-    ic50_fold: dict[str, Annotated[float, Field(gt=0.0), AfterValidator(_finite)]] = Field(
+    ic50_fold: dict[str, Annotated[Real, Field(gt=0.0), AfterValidator(_finite)]] = Field(
         default_factory=dict
     )
 
@@ -87,8 +97,8 @@ class CtdnaConfig(Strict):
 
 
 class EventsConfig(Strict):
-    progression_diameter_increase: Annotated[float, Field(gt=0.0), AfterValidator(_finite)] = 0.2
-    partial_response_diameter_decrease: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.3
+    progression_diameter_increase: Annotated[Real, Field(gt=0.0), AfterValidator(_finite)] = 0.2
+    partial_response_diameter_decrease: Annotated[Real, Field(gt=0.0, lt=1.0)] = 0.3
     established_cells: CellCount = 1.0e4
     ctdna: CtdnaConfig = Field(default_factory=CtdnaConfig)
 
@@ -97,15 +107,15 @@ class EngineConfig(Strict):
     """Engine settings that do not change the model."""
 
     # Largest number of (genotype, phenotype) compartments one replicate may hold.
-    max_compartments: Annotated[int, Field(ge=1, le=1_000_000)] = 4096
+    max_compartments: Annotated[Whole, Field(ge=1, le=1_000_000)] = 4096
     # Replicates simulated per block: peak memory grows with this, not with the run.
-    block_replicates: Annotated[int, Field(ge=1, le=1_000_000)] = 1024
+    block_replicates: Annotated[Whole, Field(ge=1, le=1_000_000)] = 1024
 
 
 class Config(Strict):
     name: Annotated[str, Field(min_length=1)]
-    seed: Annotated[int, Field(ge=0, lt=2**63)] | None = None
-    replicates: Annotated[int, Field(ge=1)] = 1000
+    seed: Annotated[Whole, Field(ge=0, lt=2**63)] | None = None
+    replicates: Annotated[Whole, Field(ge=1)] = 1000
     time: TimeConfig
     tumor: TumorConfig
     phenotypes: Annotated[dict[str, PhenotypeConfig], Field(min_length=1)]

@@ -64,7 +64,9 @@ def check_semantics(config: Config) -> Config:
 def _check_names(phenotypes: list[str], alterations: list[str], pathways: list[str]) -> None:
     for section, names in (("phenotypes", phenotypes), ("alterations", alterations)):
         for name in names:
-            if not name or "+" in name or name in RESERVED_NAMES:
+            if not name:
+                raise ConfigError(section, "a name must not be empty")
+            if "+" in name or name in RESERVED_NAMES:
                 raise ConfigError(
                     f"{section}.{name}", f"{name!r} is not allowed as a name ('+' and 'founder' are reserved)"
                 )
@@ -163,8 +165,10 @@ def _check_tumor(
 
 def _check_rates(config: Config) -> None:
     dt = config.time.dt_days
+    if not math.isfinite(config.time.horizon_days / dt) or config.time.horizon_days / dt > 1e8:
+        raise ConfigError("time.dt_days", f"{dt:g} gives more than 1e8 steps")
     steps = config.time.record_every_days / dt
-    if abs(steps - round(steps)) > 1e-9 * max(1.0, steps):
+    if not math.isfinite(steps) or abs(steps - round(steps)) > 1e-9 * max(1.0, steps):
         raise ConfigError(
             "time.record_every_days",
             f"{config.time.record_every_days:g} is not a whole multiple of dt_days {dt:g}",
@@ -184,5 +188,3 @@ def _check_rates(config: Config) -> None:
                 f"{phenotype.mutation_rate_multiplier:g} makes the mutation probability per "
                 f"division {per_division:g} > 1",
             )
-    if not math.isfinite(config.time.horizon_days / dt) or config.time.horizon_days / dt > 1e8:
-        raise ConfigError("time.dt_days", f"{dt:g} gives more than 1e8 steps")

@@ -39,6 +39,8 @@ STATUS_PREGROWTH_FAILED = 11
 
 #: Attempts at growing a tumour from one cell before giving up (each restarts from 1 cell).
 MAX_PREGROWTH_ATTEMPTS = 1_000_000
+#: Mutant cells born in a step up to this many get their own birth time; more share the mean.
+MAX_INDIVIDUAL_ARRIVALS = 16
 #: The shortened final steps of pre-growth are at least this fraction of dt.
 MIN_PREGROWTH_STEP_FRACTION = 1e-3
 
@@ -122,6 +124,45 @@ def _mark_arisal(genotype, phenotype, num_alterations, day, arise_day):
 
 
 @njit(cache=True)
+def _birth_time(rng, growth_rate, dt_days):
+    """Draw a time in [0, dt) with density proportional to exp(growth_rate * t) (inversion)."""
+    u = rng.random()
+    x = growth_rate * dt_days
+    if abs(x) < 1e-8:
+        return u * dt_days
+    return math.log1p(u * math.expm1(x)) / growth_rate
+
+
+@njit(cache=True)
+def _grow_new_cells(rng, model, genotype, phenotype, signal, logistic, born, parent_start,
+                    parent_end, dt_days):
+    """Advance ``born`` cells created inside a step to the step's end.
+
+    Their birth times follow the parent's size, taken as exponential between its
+    two ends; each new cell then follows the exact birth-death law of its own
+    compartment for the rest of the step (a batch of more than
+    MAX_INDIVIDUAL_ARRIVALS starts together at the mean birth time).
+    Returns (cells at the step's end, earliest birth time within the step).
+    """
+    growth = 0.0
+    if parent_start > 0 and parent_end > 0:
+        growth = math.log(parent_end / parent_start) / dt_days
+    birth, death, mutation, _ = compartment_rates(model, genotype, phenotype, signal, logistic)
+    birth *= 1.0 - mutation
+    if born <= MAX_INDIVIDUAL_ARRIVALS:
+        cells = np.int64(0)
+        first = dt_days
+        for _ in range(born):
+            t = _birth_time(rng, growth, dt_days)
+            first = min(first, t)
+            cells += birth_death_step(rng, np.int64(1), birth, death, dt_days - t)
+        return cells, first
+    x = growth * dt_days
+    mean_time = 0.5 * dt_days if abs(x) < 1e-8 else dt_days / -math.expm1(-x) - 1.0 / growth
+    return birth_death_step(rng, born, birth, death, dt_days - mean_time), 0.0
+
+
+@njit(cache=True)
 def _advance(rng, model, geno, pheno, cells, written, num_active, dt_days, day_end,
              signal, arrivals_geno, arrivals_pheno, arrivals_cells, arise_day):
     """Advance every compartment by one step; returns (num_active, total_cells) or (-1, 0)."""
@@ -161,9 +202,15 @@ def _advance(rng, model, geno, pheno, cells, written, num_active, dt_days, day_e
                     else:
                         k = rng.binomial(mutants, min(1.0, u / remaining_rate))
                     if k > 0:
-                        arrivals_geno[num_arrivals] = g | (np.int64(1) << a)
+                        mutant = g | (np.int64(1) << a)
+                        grown, first_birth = _grow_new_cells(
+                            rng, model, mutant, p, signal, logistic, k, start, end, dt_days
+                        )
+                        _mark_arisal(mutant, p, num_alterations, day_end - dt_days + first_birth,
+                                     arise_day)
+                        arrivals_geno[num_arrivals] = mutant
                         arrivals_pheno[num_arrivals] = p
-                        arrivals_cells[num_arrivals] = k
+                        arrivals_cells[num_arrivals] = grown
                         num_arrivals += 1
                     mutants -= k
                     remaining_rate -= u
@@ -203,7 +250,8 @@ def _advance(rng, model, geno, pheno, cells, written, num_active, dt_days, day_e
         if c < 0:
             return -1, np.int64(0)
         cells[c] += arrivals_cells[i]
-        _mark_arisal(geno[c], pheno[c], num_alterations, day_end, arise_day)
+        if arrivals_cells[i] > 0:
+            _mark_arisal(geno[c], pheno[c], num_alterations, day_end, arise_day)
 
     total = np.int64(0)
     for c in range(num_active):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 
 from clonesim.engine import kernel
 from clonesim.engine.runner import BlockResult
@@ -11,6 +12,11 @@ from clonesim.model.compiled import CompiledModel
 
 UNTREATED = "untreated"
 TABLE_NAMES = ("patients", "emergence", "trajectories")
+
+
+def _constant(label: str, size: int) -> pl.Series:
+    """A column holding one label ``size`` times, as a one-value Enum."""
+    return pl.Series([label], dtype=pl.Enum([label])).new_from_index(0, size)
 
 
 def _nullable(values: np.ndarray) -> pl.Series:
@@ -26,7 +32,7 @@ def patients_table(model: CompiledModel, block: BlockResult, seed: int,
     size = len(block.replicates)
     return pl.DataFrame(
         {
-            "schedule": pl.Series([schedule] * size, dtype=pl.Enum([schedule])),
+            "schedule": _constant(schedule, size),
             "replicate": block.replicates,
             "seed": np.full(size, seed, np.int64),
             "days_to_diagnosis": _nullable(block.days_to_diagnosis),
@@ -47,7 +53,7 @@ def emergence_table(model: CompiledModel, block: BlockResult,
     count = len(mechanisms)
     return pl.DataFrame(
         {
-            "schedule": pl.Series([schedule] * (size * count), dtype=pl.Enum([schedule])),
+            "schedule": _constant(schedule, size * count),
             "replicate": np.repeat(block.replicates, count),
             "mechanism": pl.Series(list(mechanisms) * size, dtype=pl.Enum(list(mechanisms))),
             "cells_at_start": block.mechanism_cells_at_start.reshape(-1),
@@ -56,27 +62,28 @@ def emergence_table(model: CompiledModel, block: BlockResult,
     )
 
 
+def _labels(codes: np.ndarray, dictionary: list[str]) -> pl.Series:
+    """A categorical column from integer codes into ``dictionary`` (no per-row strings)."""
+    array = pa.DictionaryArray.from_arrays(pa.array(codes, pa.int32()), pa.array(dictionary))
+    return pl.from_arrow(array)
+
+
 def trajectories_table(model: CompiledModel, block: BlockResult,
                        schedule: str = UNTREATED) -> pl.DataFrame:
     """Long format: cells per (schedule, replicate, day, genotype, phenotype)."""
     width = block.traj_day.shape[1]
     valid = np.arange(width)[None, :] < block.trajectory_rows[:, None]
-    genotype_codes = block.traj_genotype[valid]
-    unique_codes, inverse = np.unique(genotype_codes, return_inverse=True)
-    labels = [model.genotype_label(int(code)) for code in unique_codes]
+    unique_codes, inverse = np.unique(block.traj_genotype[valid], return_inverse=True)
+    genotype = _labels(inverse, [model.genotype_label(int(code)) for code in unique_codes])
+    phenotype = _labels(block.traj_phenotype[valid], list(model.phenotype_names))
     size = int(valid.sum())
     return pl.DataFrame(
         {
-            "schedule": pl.Series([schedule] * size, dtype=pl.Enum([schedule])),
+            "schedule": _constant(schedule, size),
             "replicate": np.broadcast_to(block.replicates[:, None], valid.shape)[valid],
             "day": block.traj_day[valid],
-            "genotype": pl.Series(np.asarray(labels, dtype=object)[inverse] if size else [],
-                                  dtype=pl.String).cast(pl.Categorical),
-            "phenotype": pl.Series(
-                np.asarray(model.phenotype_names, dtype=object)[block.traj_phenotype[valid]]
-                if size else [],
-                dtype=pl.String,
-            ).cast(pl.Enum(list(model.phenotype_names))),
+            "genotype": genotype.cast(pl.Categorical),
+            "phenotype": phenotype.cast(pl.String).cast(pl.Enum(list(model.phenotype_names))),
             "cells": block.traj_cells[valid],
         }
     )

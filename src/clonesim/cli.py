@@ -1,0 +1,99 @@
+"""The ``clonesim`` command line: a thin typer layer over :mod:`clonesim.api`.
+
+User errors (bad configs, bad options, existing outputs) print one line to
+stderr and exit with status 2; no traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import TimeRemainingColumn
+
+from clonesim import api
+from clonesim.config import load_config
+from clonesim.config.errors import ClonesimError
+from clonesim.model import compile_model
+from clonesim.model.describe import describe_model
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Stochastic, clone-resolved simulation of tumour evolution under targeted therapy.",
+)
+console = Console(stderr=True)
+
+USER_ERROR = 2
+
+
+def _fail(message: str) -> None:
+    console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(USER_ERROR)
+
+
+@app.command()
+def run(
+    config: Annotated[Path, typer.Argument(help="YAML config file.")],
+    replicates: Annotated[int | None, typer.Option(help="Virtual patients (default: config).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Run seed (default: config, else fresh).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Run directory (default: runs/NAME).")] = None,
+    threads: Annotated[int | None, typer.Option(help="Numba threads (default: all cores).")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing run directory.")] = False,
+    quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+) -> None:
+    """Simulate CONFIG and write a run directory of Parquet tables."""
+    try:
+        loaded = load_config(config)
+        total = replicates if replicates is not None else loaded.replicates
+        target = out if out is not None else Path("runs") / loaded.name
+        columns = (
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("replicates"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+        )
+        with Progress(*columns, console=console, disable=quiet or total <= 0) as progress:
+            task = progress.add_task(loaded.name, total=total)
+            path = api.run_to_directory(
+                loaded, target, replicates=replicates, seed=seed, threads=threads,
+                overwrite=overwrite, on_block=lambda done: progress.advance(task, done),
+            )
+    except ClonesimError as error:
+        _fail(str(error))
+    except KeyboardInterrupt:
+        console.print("interrupted: the run directory is incomplete (no run.json)")
+        raise typer.Exit(130) from None
+    info = api.read_run_info(path)
+    seconds = info["timings"]["simulate_and_write_seconds"]
+    console.print(
+        f"wrote {path} ({total} replicates, seed {info['seed']}, {seconds:.1f} s, "
+        f"{info['timings']['threads']} threads)",
+        highlight=False,
+    )
+
+
+@app.command()
+def validate(config: Annotated[Path, typer.Argument(help="YAML config file.")]) -> None:
+    """Check CONFIG and print the resolved model with its analytic expectations."""
+    try:
+        model = compile_model(load_config(config))
+    except ClonesimError as error:
+        _fail(str(error))
+    Console().print(describe_model(model))
+
+
+def main() -> None:
+    """Entry point of the ``clonesim`` script."""
+    try:
+        app()
+    except ClonesimError as error:  # pragma: no cover - commands catch their own
+        console.print(f"[bold red]error:[/] {error}", highlight=False)
+        sys.exit(USER_ERROR)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
