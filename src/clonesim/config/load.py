@@ -37,7 +37,9 @@ _StrictLoader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT, list("-+0
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
-def _check_duplicate_keys(loader: yaml.SafeLoader, node: yaml.Node, path: str, seen: set[int]) -> None:
+def _check_duplicate_keys(
+    loader: yaml.SafeLoader, node: yaml.Node, path: str, seen: set[int]
+) -> None:
     """Reject a key given twice in one mapping, naming its dotted path and line."""
     if id(node) in seen:  # an alias of a node already checked
         return
@@ -56,7 +58,8 @@ def _check_duplicate_keys(loader: yaml.SafeLoader, node: yaml.Node, path: str, s
             key = loader.construct_object(key_node)
             name = f"{path}.{key}" if path else str(key)
             if key in keys:
-                raise ConfigError(name, f"duplicate key in YAML (line {key_node.start_mark.line + 1})")
+                line = key_node.start_mark.line + 1
+                raise ConfigError(name, f"duplicate key in YAML (line {line})")
             keys.add(key)
             _check_duplicate_keys(loader, value_node, name, seen)
 
@@ -109,7 +112,9 @@ def _first_error(error: ValidationError) -> ConfigError:
 def config_from_mapping(data: Mapping[str, Any]) -> Config:
     """Validate a plain mapping (as parsed from YAML) into a :class:`Config`."""
     if not isinstance(data, Mapping):
-        raise ConfigError("", f"a config must be a mapping of keys to values, got {type(data).__name__}")
+        raise ConfigError(
+            "", f"a config must be a mapping of keys to values, got {type(data).__name__}"
+        )
     try:
         config = Config.model_validate(dict(data))
     except ValidationError as error:

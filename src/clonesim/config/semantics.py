@@ -68,7 +68,8 @@ def _check_names(phenotypes: list[str], alterations: list[str], pathways: list[s
                 raise ConfigError(section, "a name must not be empty")
             if "+" in name or name in RESERVED_NAMES:
                 raise ConfigError(
-                    f"{section}.{name}", f"{name!r} is not allowed as a name ('+' and 'founder' are reserved)"
+                    f"{section}.{name}",
+                    f"{name!r} is not allowed as a name ('+' and 'founder' are reserved)",
                 )
     clash = set(phenotypes) & set(alterations)
     if clash:
@@ -150,9 +151,8 @@ def _check_tumor(
         elif name in alterations:
             alteration_share += fraction
         else:
-            raise ConfigError(
-                key, f"unknown phenotype or alteration {name!r}; known: {phenotypes[1:] + alterations}"
-            )
+            known = phenotypes[1:] + alterations
+            raise ConfigError(key, f"unknown phenotype or alteration {name!r}; known: {known}")
     if phenotype_share > 1.0:
         raise ConfigError(
             "tumor.initial_fractions", f"phenotype fractions sum to {phenotype_share:g} > 1"
@@ -178,8 +178,8 @@ def _check_rates(config: Config) -> None:
         if phenotype.birth_rate_per_day * dt > MAX_BIRTH_TIMES_DT:
             raise ConfigError(
                 f"phenotypes.{name}.birth_rate_per_day",
-                f"{phenotype.birth_rate_per_day:g} x dt_days {dt:g} exceeds {MAX_BIRTH_TIMES_DT:g}; "
-                "use a smaller dt_days",
+                f"{phenotype.birth_rate_per_day:g} x dt_days {dt:g} exceeds "
+                f"{MAX_BIRTH_TIMES_DT:g}; use a smaller dt_days",
             )
         per_division = total_mutation * phenotype.mutation_rate_multiplier
         if per_division > 1.0:

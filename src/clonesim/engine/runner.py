@@ -55,6 +55,12 @@ def _num_records(model: CompiledModel) -> int:
     return model.num_steps // model.record_every_steps + 2
 
 
+def _max_compartments(model: CompiledModel) -> int:
+    """Compartments one replicate may need: all (genotype, phenotype) pairs, capped by config."""
+    possible = (1 << min(model.num_alterations, 40)) * model.num_phenotypes
+    return min(model.max_compartments, possible)
+
+
 def _run_kernel(model: CompiledModel, seed: int, replicates: np.ndarray, point: int,
                 rows_per_replicate: int) -> BlockResult:
     size = len(replicates)
@@ -74,9 +80,7 @@ def _run_kernel(model: CompiledModel, seed: int, replicates: np.ndarray, point: 
         mechanism_cells_at_start=np.zeros((size, num_mechanisms), np.int64),
         mechanism_arise_day=np.full((size, num_mechanisms), np.nan),
     )
-    max_compartments = min(
-        model.max_compartments, (1 << min(model.num_alterations, 40)) * model.num_phenotypes
-    )
+    max_compartments = _max_compartments(model)
     kernel.simulate_block(
         generators, model.kernel, model.initial_cells, model.initial_phenotype_fraction,
         model.initial_alteration_fraction, model.grow_from_single_cell_to, model.dt_days,
@@ -96,7 +100,7 @@ def run_block(model: CompiledModel, seed: int, replicates: Sequence[int], point:
     path and only the buffer is larger.
     """
     replicates = np.asarray(replicates, dtype=np.int64)
-    rows = _num_records(model) * INITIAL_ROWS_PER_RECORD
+    rows = _num_records(model) * min(INITIAL_ROWS_PER_RECORD, _max_compartments(model))
     result = _run_kernel(model, seed, replicates, point, rows)
     overflow = np.flatnonzero(result.trajectory_rows > rows)
     if overflow.size:

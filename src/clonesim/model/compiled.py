@@ -38,6 +38,7 @@ class KernelModel(NamedTuple):
     driver_pathway_mask: int  # int64 bit mask of the founder's driver pathway
     carrying_capacity_cells: float  # K; +inf when there is none
     lethal_cells: int  # the replicate dies (and stops) when its burden reaches this
+    has_switching: bool  # any phenotype switching at all (skips the switching sub-steps if not)
 
 
 @dataclass(frozen=True)
@@ -131,6 +132,7 @@ def compile_model(config: Config) -> CompiledModel:
         driver_pathway_mask=1 << pathways.index(config.driver_pathway),
         carrying_capacity_cells=float(capacity) if capacity is not None else math.inf,
         lethal_cells=int(tumor.lethal_cells),
+        has_switching=bool((switch_rate > 0).any() or (switch_drug > 0).any()),
     )
     fractions = tumor.initial_fractions
     return CompiledModel(
