@@ -1,0 +1,38 @@
+"""Every config in configs/ loads, validates, describes itself and smoke-runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from rich.console import Console
+
+import clonesim
+from clonesim.model import compile_model
+from clonesim.model.describe import describe_model
+
+CONFIGS = sorted((Path(__file__).parent.parent / "configs").glob("*.yaml"))
+
+
+def test_there_are_shipped_configs():
+    assert len(CONFIGS) >= 3
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
+def test_config_loads_describes_and_runs(path):
+    config = clonesim.load_config(path)
+    model = compile_model(config)
+    console = Console(record=True, width=120)
+    console.print(describe_model(model))
+    assert config.name in console.export_text()
+    result = clonesim.simulate(config, replicates=3, seed=1)
+    patients = result.patients
+    assert patients.height == 3
+    assert set(patients["replicate"]) == {0, 1, 2}
+    final_day = result.trajectories["day"].max()
+    stopped = patients["extinct"] | patients["died"]
+    if not stopped.any():
+        assert final_day == pytest.approx(config.time.horizon_days)
+    assert np.all(patients["final_cells"].to_numpy() >= 0)
+    assert result.emergence.height == 3 * len(model.mechanism_names)
