@@ -6,7 +6,6 @@ import math
 
 import numpy as np
 import pytest
-from conftest import P_THRESHOLD, assert_z
 from numba import njit
 from scipy import stats
 
@@ -16,6 +15,8 @@ from clonesim.engine.birth_death import (
     transition_coefficients,
 )
 from clonesim.model.analytic import one_cell_law
+
+from conftest import P_THRESHOLD, assert_z
 
 
 def kendall_naive(b: float, d: float, t: float) -> tuple[float, float]:

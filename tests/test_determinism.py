@@ -8,11 +8,12 @@ from pathlib import Path
 import numba
 import numpy as np
 import pytest
-from conftest import make_config
 
 import clonesim
 from clonesim.engine import runner
 from clonesim.model import compile_model
+
+from conftest import make_config
 
 RICH = {
     "name": "determinism",

@@ -11,7 +11,6 @@ import math
 
 import numpy as np
 import pytest
-from conftest import Z_TOLERANCE, assert_z, cells_at, make_config, run_model
 from scipy.linalg import expm
 
 from clonesim.engine import kernel
@@ -22,6 +21,8 @@ from clonesim.model.analytic import (
     one_cell_law,
     pure_birth_mutant_moments,
 )
+
+from conftest import Z_TOLERANCE, assert_z, cells_at, make_config, run_model
 
 
 def _one_type(b, d, horizon, dt=1.0, cells=1, lethal=1e12, **tumor):

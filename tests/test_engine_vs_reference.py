@@ -12,12 +12,13 @@ import math
 
 import numpy as np
 import pytest
-from conftest import P_THRESHOLD, Z_TOLERANCE, cells_at, make_config
 from scipy import stats
 
 from clonesim.engine import kernel, runner
 from clonesim.engine.reference import simulate_reference_many
 from clonesim.model import compile_model
+
+from conftest import P_THRESHOLD, Z_TOLERANCE, cells_at, make_config
 
 REPLICATES = 3000
 

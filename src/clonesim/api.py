@@ -43,7 +43,10 @@ class SimulationResult:
         provenance = _provenance_for_parquet(self.info)
         for table in TABLE_NAMES:
             frame: pl.DataFrame = getattr(self, table)
-            for (schedule,), part in frame.partition_by("schedule", as_dict=True).items():
+            parts = frame.partition_by("schedule", as_dict=True)
+            if not parts:  # an empty table (e.g. no mechanisms) still gets its (empty) part
+                parts = {(schedule,): frame for schedule in self.info.get("schedules", [UNTREATED])}
+            for (schedule,), part in parts.items():
                 rundir.write_parquet(part, rundir.part_path(out, table, str(schedule), 0), provenance)
         rundir.write_run_json(out, self.info)
         return out
@@ -92,6 +95,11 @@ def _run_info(config: Config, model: CompiledModel, seed: int, replicates: int) 
     }
 
 
+def _threads_or_all(threads: int | None) -> int:
+    """``threads``, or all cores when None (not whatever an earlier call left set)."""
+    return threads if threads is not None else numba.config.NUMBA_NUM_THREADS
+
+
 def _provenance_for_parquet(info: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in info.items() if k != "timings"}
 
@@ -110,7 +118,7 @@ def simulate(config_or_path: ConfigLike, replicates: int | None = None, seed: in
     on_block : called with the number of replicates finished after each block.
     """
     config, model, num_replicates, run_seed = _resolve(config_or_path, replicates, seed)
-    runner.set_threads(threads)
+    runner.set_threads(_threads_or_all(threads))
     started = time.perf_counter()
     parts: dict[str, list[pl.DataFrame]] = {name: [] for name in TABLE_NAMES}
     for block in runner.iterate_blocks(model, run_seed, range(num_replicates), on_block=on_block):
@@ -125,17 +133,22 @@ def simulate(config_or_path: ConfigLike, replicates: int | None = None, seed: in
 
 def run_to_directory(config_or_path: ConfigLike, out: str | Path, replicates: int | None = None,
                      seed: int | None = None, threads: int | None = None, overwrite: bool = False,
-                     on_block: Callable[[int], None] | None = None) -> Path:
+                     on_block: Callable[[int], None] | None = None,
+                     on_start: Callable[[], None] | None = None) -> Path:
     """Simulate and stream every block straight to a run directory (memory bounded by a block).
 
     ``run.json`` is written last, so a run directory without it is incomplete.
+    ``on_start`` is called once the inputs are checked and the directory is ready,
+    just before the first block is simulated.
     """
     config, model, num_replicates, run_seed = _resolve(config_or_path, replicates, seed)
-    runner.set_threads(threads)
+    runner.set_threads(_threads_or_all(threads))
     out = Path(out)
     rundir.prepare_run_dir(out, overwrite)
     info = _run_info(config, model, run_seed, num_replicates)
     provenance = _provenance_for_parquet(info)
+    if on_start is not None:
+        on_start()
     started = time.perf_counter()
     blocks = runner.iterate_blocks(model, run_seed, range(num_replicates), on_block=on_block)
     for part, block in enumerate(blocks):

@@ -12,8 +12,15 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.progress import TimeRemainingColumn
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from clonesim import api
 from clonesim.config import load_config
@@ -33,7 +40,8 @@ USER_ERROR = 2
 
 
 def _fail(message: str) -> None:
-    console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    # The message echoes user input (paths, keys, values): print it literally, not as markup.
+    console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(USER_ERROR)
 
 
@@ -56,12 +64,18 @@ def run(
             TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("replicates"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
         )
-        with Progress(*columns, console=console, disable=quiet or total <= 0) as progress:
-            task = progress.add_task(loaded.name, total=total)
+        progress = Progress(*columns, console=console, disable=quiet or total <= 0)
+        task = progress.add_task(escape(loaded.name), total=total)
+        try:
+            # The bar starts only once the options are checked and the directory is ready,
+            # so a refused run prints its one error line and nothing else.
             path = api.run_to_directory(
                 loaded, target, replicates=replicates, seed=seed, threads=threads,
-                overwrite=overwrite, on_block=lambda done: progress.advance(task, done),
+                overwrite=overwrite, on_start=progress.start,
+                on_block=lambda done: progress.advance(task, done),
             )
+        finally:
+            progress.stop()
     except ClonesimError as error:
         _fail(str(error))
     except KeyboardInterrupt:
@@ -70,9 +84,9 @@ def run(
     info = api.read_run_info(path)
     seconds = info["timings"]["simulate_and_write_seconds"]
     console.print(
-        f"wrote {path} ({total} replicates, seed {info['seed']}, {seconds:.1f} s, "
+        f"wrote {escape(str(path))} ({total} replicates, seed {info['seed']}, {seconds:.1f} s, "
         f"{info['timings']['threads']} threads)",
-        highlight=False,
+        highlight=False, soft_wrap=True,
     )
 
 
@@ -91,7 +105,7 @@ def main() -> None:
     try:
         app()
     except ClonesimError as error:  # pragma: no cover - commands catch their own
-        console.print(f"[bold red]error:[/] {error}", highlight=False)
+        console.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
         sys.exit(USER_ERROR)
 
 

@@ -127,9 +127,8 @@ def _mark_arisal(genotype, phenotype, num_alterations, day, arise_day):
 
 
 @njit(cache=True)
-def _birth_time(rng, growth_rate, dt_days):
-    """Draw a time in [0, dt) with density proportional to exp(growth_rate * t) (inversion)."""
-    u = rng.random()
+def _birth_time(growth_rate, dt_days, u):
+    """The time in [0, dt) at quantile u of the density proportional to exp(growth_rate t)."""
     x = growth_rate * dt_days
     if abs(x) < 1e-8:
         return u * dt_days
@@ -156,13 +155,15 @@ def _grow_new_cells(rng, model, genotype, phenotype, signal, logistic, born, par
         cells = np.int64(0)
         first = dt_days
         for _ in range(born):
-            t = _birth_time(rng, growth, dt_days)
+            t = _birth_time(growth, dt_days, rng.random())
             first = min(first, t)
             cells += birth_death_step(rng, np.int64(1), birth, death, dt_days - t)
         return cells, first
     x = growth * dt_days
     mean_time = 0.5 * dt_days if abs(x) < 1e-8 else dt_days / -math.expm1(-x) - 1.0 / growth
-    return birth_death_step(rng, born, birth, death, dt_days - mean_time), 0.0
+    # The earliest of `born` birth times: the minimum of k uniforms is 1 - V^(1/k).
+    first = _birth_time(growth, dt_days, -math.expm1(math.log(rng.random()) / born))
+    return birth_death_step(rng, born, birth, death, dt_days - mean_time), first
 
 
 @njit(cache=True)

@@ -49,7 +49,8 @@ def write_parquet(frame: pl.DataFrame, path: Path, provenance: Mapping[str, Any]
     """Write one table as zstd Parquet (dictionary-encoded labels), provenance in its metadata."""
     table = frame.to_arrow()
     metadata = dict(table.schema.metadata or {})
-    metadata[PROVENANCE_KEY] = json.dumps(provenance, sort_keys=True).encode()
+    # Keys keep their order: the config's order is meaningful (founder phenotype, genotype labels).
+    metadata[PROVENANCE_KEY] = json.dumps(provenance).encode()
     table = table.replace_schema_metadata(metadata)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -88,7 +89,8 @@ def prepare_run_dir(run_dir: Path, overwrite: bool) -> None:
 
 
 def write_run_json(run_dir: Path, info: Mapping[str, Any]) -> None:
-    atomic_write_bytes(run_dir / RUN_JSON, (json.dumps(info, indent=2, sort_keys=True) + "\n").encode())
+    # Not sort_keys: the recorded config must keep its order to reproduce the run.
+    atomic_write_bytes(run_dir / RUN_JSON, (json.dumps(info, indent=2) + "\n").encode())
 
 
 def read_table(run_dir: str | Path, table: str) -> pl.DataFrame:
@@ -96,4 +98,7 @@ def read_table(run_dir: str | Path, table: str) -> pl.DataFrame:
     run_dir = Path(run_dir)
     if not (run_dir / RUN_JSON).exists():
         raise ClonesimError(f"{run_dir}: no {RUN_JSON}; the run is missing or incomplete")
+    if not (run_dir / table).is_dir():
+        known = sorted(p.name for p in run_dir.iterdir() if p.is_dir())
+        raise ClonesimError(f"{run_dir}: no table {table!r}; tables: {', '.join(known)}")
     return pl.read_parquet(run_dir / table / "**" / "*.parquet", hive_partitioning=True)

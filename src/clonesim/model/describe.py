@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 from rich.console import Group
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -36,7 +37,7 @@ def describe_model(model: CompiledModel) -> Group:
     lethal = f"{k.lethal_cells:.3g}"
     capacity = "none" if math.isinf(k.carrying_capacity_cells) else f"{k.carrying_capacity_cells:.3g}"
     parts.append(Text.from_markup(
-        f"[bold]{model.name}[/]: horizon {model.horizon_days:g} days in {model.num_steps} steps of "
+        f"[bold]{escape(model.name)}[/]: horizon {model.horizon_days:g} days in {model.num_steps} steps of "
         f"{model.dt_days:g} day(s); trajectories every {model.record_every_steps * model.dt_days:g} "
         f"days\ntumour: {start}; lethal at {lethal} cells; carrying capacity {capacity}; "
         f"pathways {', '.join(model.pathway_names)}"
@@ -52,7 +53,9 @@ def describe_model(model: CompiledModel) -> Group:
         u = total_u * k.phenotype_mutation_rate_multiplier[p]
         net = k.phenotype_birth_rate_per_day[p] * (1 - u) - k.phenotype_death_rate_per_day[p]
         phenotypes.add_row(
-            name, f"{k.phenotype_birth_rate_per_day[p]:.4g}", f"{k.phenotype_death_rate_per_day[p]:.4g}",
+            Text(name),
+            f"{k.phenotype_birth_rate_per_day[p]:.4g}",
+            f"{k.phenotype_death_rate_per_day[p]:.4g}",
             f"{net:+.4g}", _doubling(net), f"{k.phenotype_mutation_rate_multiplier[p]:g}",
             f"{extinction[p]:.4f}",
         )
@@ -66,7 +69,7 @@ def describe_model(model: CompiledModel) -> Group:
             for j, target in enumerate(model.phenotype_names):
                 if i != j and (k.switch_rate_per_day[i, j] or k.switch_drug_induced_rate_per_day[i, j]):
                     switching.add_row(
-                        source, target, f"{k.switch_rate_per_day[i, j]:.3g}",
+                        Text(source), Text(target), f"{k.switch_rate_per_day[i, j]:.3g}",
                         f"{k.switch_drug_induced_rate_per_day[i, j]:.3g}",
                         "yes" if k.switch_scaled_by_signal[i, j] else "no",
                     )
@@ -94,7 +97,7 @@ def describe_model(model: CompiledModel) -> Group:
             else:
                 mean = model.initial_cells * model.initial_alteration_fraction[a]
                 note = ("configured fraction", mean, 1.0 if mean >= 1 else mean)
-            alterations.add_row(name, f"{u:.3g}", pathway, f"{note[1]:.4g}", f"{note[2]:.4f}")
+            alterations.add_row(Text(name), f"{u:.3g}", Text(pathway), f"{note[1]:.4g}", f"{note[2]:.4f}")
         parts.append(alterations)
         if model.grow_from_single_cell_to:
             parts.append(Text("(expected pre-existing mutants: deterministic-growth approximation, "
