@@ -555,3 +555,21 @@ def test_simulation_result_write_round_trips(tmp_path, config):
     with pytest.raises(ClonesimError, match="overwrite"):
         result.write(out)
     assert result.write(out, overwrite=True) == out
+
+
+def test_failed_overwrite_keeps_the_previous_run(tmp_path):
+    """An engine error mid-run (too many compartments) must not destroy the old run."""
+    out = tmp_path / "run"
+    good = make_config(alterations={"A": {"mutation_rate_per_division": 0.01}})
+    clonesim.run_to_directory(good, out, replicates=2, seed=1)
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    bad = make_config(
+        tumor={"initial_cells": 10_000},
+        alterations={"A": {"mutation_rate_per_division": 0.01},
+                     "B": {"mutation_rate_per_division": 0.01}},
+        engine={"max_compartments": 2},
+    )
+    with pytest.raises(ClonesimError, match="max_compartments"):
+        clonesim.run_to_directory(bad, out, replicates=2, seed=1, overwrite=True)
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # no staging left behind

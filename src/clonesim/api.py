@@ -39,16 +39,17 @@ class SimulationResult:
     def write(self, out: str | Path, overwrite: bool = False) -> Path:
         """Write this result as a run directory (one part per table)."""
         out = Path(out)
-        rundir.prepare_run_dir(out, overwrite)
         provenance = _provenance_for_parquet(self.info)
-        for table in TABLE_NAMES:
-            frame: pl.DataFrame = getattr(self, table)
-            parts = frame.partition_by("schedule", as_dict=True)
-            if not parts:  # an empty table (e.g. no mechanisms) still gets its (empty) part
-                parts = {(schedule,): frame for schedule in self.info.get("schedules", [UNTREATED])}
-            for (schedule,), part in parts.items():
-                rundir.write_parquet(part, rundir.part_path(out, table, str(schedule), 0), provenance)
-        rundir.write_run_json(out, self.info)
+        with rundir.staged_run_dir(out, overwrite) as staging:
+            for table in TABLE_NAMES:
+                frame: pl.DataFrame = getattr(self, table)
+                parts = frame.partition_by("schedule", as_dict=True)
+                if not parts:  # an empty table (e.g. no mechanisms) still gets its (empty) part
+                    parts = {(schedule,): frame for schedule in self.info.get("schedules", [UNTREATED])}
+                for (schedule,), part in parts.items():
+                    path = rundir.part_path(staging, table, str(schedule), 0)
+                    rundir.write_parquet(part, path, provenance)
+            rundir.write_run_json(staging, self.info)
         return out
 
 
@@ -137,26 +138,28 @@ def run_to_directory(config_or_path: ConfigLike, out: str | Path, replicates: in
                      on_start: Callable[[], None] | None = None) -> Path:
     """Simulate and stream every block straight to a run directory (memory bounded by a block).
 
-    ``run.json`` is written last, so a run directory without it is incomplete.
-    ``on_start`` is called once the inputs are checked and the directory is ready,
-    just before the first block is simulated.
+    The run is written into a hidden staging directory beside ``out`` that
+    replaces ``out`` only when complete (``run.json`` written last), so a failed
+    or interrupted run leaves any previous run in ``out`` untouched.
+    ``on_start`` is called once the inputs are checked, just before the first block.
     """
     config, model, num_replicates, run_seed = _resolve(config_or_path, replicates, seed)
     runner.set_threads(_threads_or_all(threads))
     out = Path(out)
-    rundir.prepare_run_dir(out, overwrite)
     info = _run_info(config, model, run_seed, num_replicates)
     provenance = _provenance_for_parquet(info)
-    if on_start is not None:
-        on_start()
-    started = time.perf_counter()
-    blocks = runner.iterate_blocks(model, run_seed, range(num_replicates), on_block=on_block)
-    for part, block in enumerate(blocks):
-        for name, frame in block_tables(model, block, run_seed).items():
-            rundir.write_parquet(frame, rundir.part_path(out, name, UNTREATED, part), provenance)
-    info["timings"] = {"simulate_and_write_seconds": time.perf_counter() - started,
-                       "threads": numba.get_num_threads()}
-    rundir.write_run_json(out, info)
+    with rundir.staged_run_dir(out, overwrite) as staging:
+        if on_start is not None:
+            on_start()
+        started = time.perf_counter()
+        blocks = runner.iterate_blocks(model, run_seed, range(num_replicates), on_block=on_block)
+        for part, block in enumerate(blocks):
+            for name, frame in block_tables(model, block, run_seed).items():
+                path = rundir.part_path(staging, name, UNTREATED, part)
+                rundir.write_parquet(frame, path, provenance)
+        info["timings"] = {"simulate_and_write_seconds": time.perf_counter() - started,
+                           "threads": numba.get_num_threads()}
+        rundir.write_run_json(staging, info)
     return out
 
 

@@ -17,7 +17,8 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -67,25 +68,48 @@ def part_path(run_dir: Path, table: str, schedule: str, part: int) -> Path:
     return run_dir / table / f"schedule={schedule}" / f"part-{part:05d}.parquet"
 
 
-def prepare_run_dir(run_dir: Path, overwrite: bool) -> None:
-    """Create an empty run directory; refuse to mix into an existing one unless told to."""
-    if run_dir.exists():
-        if not run_dir.is_dir():
-            raise ClonesimError(f"--out: {run_dir} exists and is not a directory")
-        if any(run_dir.iterdir()):
-            if not overwrite:
-                raise ClonesimError(
-                    f"--out: {run_dir} already holds files; choose another directory "
-                    "or pass --overwrite"
-                )
-            if not (run_dir / RUN_JSON).exists() and not any(
-                (run_dir / name).exists() for name in ("patients", "emergence", "trajectories")
-            ):
-                raise ClonesimError(
-                    f"--out: {run_dir} does not look like a clonesim run; refusing to overwrite it"
-                )
-            shutil.rmtree(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+def check_run_target(run_dir: Path, overwrite: bool) -> None:
+    """Refuse a target that is a file, or a non-empty directory unless overwriting a run."""
+    if not run_dir.exists():
+        return
+    if not run_dir.is_dir():
+        raise ClonesimError(f"--out: {run_dir} exists and is not a directory")
+    if not any(run_dir.iterdir()):
+        return
+    if not overwrite:
+        raise ClonesimError(
+            f"--out: {run_dir} already holds files; choose another directory or pass --overwrite"
+        )
+    if not (run_dir / RUN_JSON).exists() and not any(
+        (run_dir / name).exists() for name in ("patients", "emergence", "trajectories")
+    ):
+        raise ClonesimError(
+            f"--out: {run_dir} does not look like a clonesim run; refusing to overwrite it"
+        )
+
+
+@contextmanager
+def staged_run_dir(run_dir: Path, overwrite: bool) -> Iterator[Path]:
+    """Yield a hidden staging directory beside ``run_dir`` that replaces it on success.
+
+    A run that fails or is interrupted removes its staging directory and leaves
+    an existing ``run_dir`` untouched; ``run_dir`` only ever holds complete runs.
+    """
+    check_run_target(run_dir, overwrite)
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{run_dir.name}.partial-", dir=run_dir.parent))
+    try:
+        yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if run_dir.exists() and any(run_dir.iterdir()):
+        retired = Path(tempfile.mkdtemp(prefix=f".{run_dir.name}.old-", dir=run_dir.parent))
+        os.replace(run_dir, retired / "run")
+        os.replace(staging, run_dir)
+        shutil.rmtree(retired)
+    else:
+        os.replace(staging, run_dir)
 
 
 def write_run_json(run_dir: Path, info: Mapping[str, Any]) -> None:
