@@ -584,7 +584,7 @@ def simulate_block(generators, model, initial_cells, phenotype_fraction, alterat
     on the thread count or on the other replicates in the block.
     """
     for i in prange(len(generators)):
-        rng = generators[i]
+        rng = generators[np.int64(i)]
         s, stop, final, diagnosis, rows = simulate_replicate(
             rng, model, initial_cells, phenotype_fraction, alteration_fraction,
             grow_to_cells, dt_days, horizon_days, num_steps, record_every_steps,
