@@ -191,6 +191,18 @@ def _apply_arrivals(geno, pheno, cells, written, num_active, num_arrivals, arriv
 
 
 @njit(cache=True)
+def _matmul(left, right, out):
+    """out = left @ right for small square matrices (numba's @ would need SciPy's BLAS)."""
+    size = left.shape[0]
+    for i in range(size):
+        for j in range(size):
+            total = 0.0
+            for k in range(size):
+                total += left[i, k] * right[k, j]
+            out[i, j] = total
+
+
+@njit(cache=True)
 def switching_transition(model, signal, duration_days, out):
     """P = expm(Q h): one cell's phenotype transition probabilities under switching alone.
 
@@ -215,12 +227,15 @@ def switching_transition(model, signal, duration_days, out):
         squarings += 1
     generator /= 2.0**squarings
     term = np.eye(size)
+    scratch = np.empty((size, size))
     out[:, :] = np.eye(size)
     for k in range(1, 17):
-        term = term @ generator / k
+        _matmul(term, generator, scratch)
+        term[:, :] = scratch / k
         out += term
     for _ in range(squarings):
-        out[:, :] = out @ out
+        _matmul(out, out, scratch)
+        out[:, :] = scratch
     for p in range(size):  # clip rounding so every row is a probability vector
         total = 0.0
         for q in range(size):
