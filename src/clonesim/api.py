@@ -101,6 +101,14 @@ def _threads_or_all(threads: int | None) -> int:
     return threads if threads is not None else numba.config.NUMBA_NUM_THREADS
 
 
+def _timings(label: str, started: float, compartment_steps: int) -> dict[str, Any]:
+    """Wall time, threads and work done (live compartments summed over steps)."""
+    seconds = time.perf_counter() - started
+    return {label: seconds, "threads": numba.get_num_threads(),
+            "compartment_steps": compartment_steps,
+            "compartment_steps_per_second": compartment_steps / seconds if seconds > 0 else None}
+
+
 def _provenance_for_parquet(info: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in info.items() if k != "timings"}
 
@@ -121,13 +129,14 @@ def simulate(config_or_path: ConfigLike, replicates: int | None = None, seed: in
     config, model, num_replicates, run_seed = _resolve(config_or_path, replicates, seed)
     runner.set_threads(_threads_or_all(threads))
     started = time.perf_counter()
+    work = 0
     parts: dict[str, list[pl.DataFrame]] = {name: [] for name in TABLE_NAMES}
     for block in runner.iterate_blocks(model, run_seed, range(num_replicates), on_block=on_block):
+        work += int(block.compartment_steps.sum())
         for name, frame in block_tables(model, block, run_seed).items():
             parts[name].append(frame)
     info = _run_info(config, model, run_seed, num_replicates)
-    info["timings"] = {"simulate_seconds": time.perf_counter() - started,
-                       "threads": numba.get_num_threads()}
+    info["timings"] = _timings("simulate_seconds", started, work)
     tables = {name: pl.concat(frames, rechunk=True) for name, frames in parts.items()}
     return SimulationResult(**tables, info=info)
 
@@ -152,13 +161,14 @@ def run_to_directory(config_or_path: ConfigLike, out: str | Path, replicates: in
         if on_start is not None:
             on_start()
         started = time.perf_counter()
+        work = 0
         blocks = runner.iterate_blocks(model, run_seed, range(num_replicates), on_block=on_block)
         for part, block in enumerate(blocks):
+            work += int(block.compartment_steps.sum())
             for name, frame in block_tables(model, block, run_seed).items():
                 path = rundir.part_path(staging, name, UNTREATED, part)
                 rundir.write_parquet(frame, path, provenance)
-        info["timings"] = {"simulate_and_write_seconds": time.perf_counter() - started,
-                           "threads": numba.get_num_threads()}
+        info["timings"] = _timings("simulate_and_write_seconds", started, work)
         rundir.write_run_json(staging, info)
     return out
 

@@ -508,8 +508,9 @@ def simulate_replicate(rng, model, initial_cells, phenotype_fraction, alteration
     """Simulate one replicate from day 0 (after optional pre-growth) to the horizon.
 
     Writes the trajectory into the ``traj_*`` buffers and the per-mechanism
-    results into ``mech_*``. Returns
-    (status, stop_day, final_cells, days_to_diagnosis, trajectory_rows).
+    results into ``mech_*``. Returns (status, stop_day, final_cells,
+    days_to_diagnosis, trajectory_rows, compartment_steps), the last being the
+    number of live compartments summed over the steps after day 0.
     """
     num_alterations = alteration_fraction.shape[0]
     num_phenotypes = phenotype_fraction.shape[0]
@@ -531,7 +532,7 @@ def simulate_replicate(rng, model, initial_cells, phenotype_fraction, alteration
             arrivals_geno, arrivals_pheno, arrivals_cells, mech_arise_day,
         )
         if status != STATUS_ALIVE:
-            return status, np.nan, np.int64(0), days_to_diagnosis, 0
+            return status, np.nan, np.int64(0), days_to_diagnosis, 0, np.int64(0)
         for m in range(mech_arise_day.shape[0]):
             mech_arise_day[m] -= days_to_diagnosis
     else:
@@ -557,6 +558,7 @@ def simulate_replicate(rng, model, initial_cells, phenotype_fraction, alteration
     stop_day = np.nan
     day = 0.0
     signal = 1.0  # no drugs: every pathway signals fully
+    compartment_steps = np.int64(0)  # live compartments summed over steps: the work done
     transition = np.empty((num_phenotypes, num_phenotypes))
     transition_days = -1.0
     for step in range(num_steps):
@@ -566,13 +568,17 @@ def simulate_replicate(rng, model, initial_cells, phenotype_fraction, alteration
         if model.has_switching and day_end - day != transition_days:
             transition_days = day_end - day
             switching_transition(model, signal, 0.5 * transition_days, transition)
+        for c in range(num_active):
+            if cells[c] > 0:
+                compartment_steps += 1
         num_active, total = _advance(
             rng, model, geno, pheno, cells, written, num_active, day_end - day, day_end, signal,
             transition, arrivals_geno, arrivals_pheno, arrivals_cells, mech_arise_day,
         )
         day = day_end
         if num_active < 0:
-            return STATUS_TOO_MANY_COMPARTMENTS, day, np.int64(0), days_to_diagnosis, rows
+            return (STATUS_TOO_MANY_COMPARTMENTS, day, np.int64(0), days_to_diagnosis, rows,
+                    compartment_steps)
         if total == 0:
             status = STATUS_EXTINCT
         elif total >= model.lethal_cells:
@@ -584,14 +590,14 @@ def simulate_replicate(rng, model, initial_cells, phenotype_fraction, alteration
             stop_day = day
             break
         num_active = _compact(geno, pheno, cells, written, num_active)
-    return status, stop_day, total, days_to_diagnosis, rows
+    return status, stop_day, total, days_to_diagnosis, rows, compartment_steps
 
 
 @njit(cache=True, parallel=True)
 def simulate_block(generators, model, initial_cells, phenotype_fraction, alteration_fraction,
                    grow_to_cells, dt_days, horizon_days, num_steps, record_every_steps,
                    max_compartments, status, stop_day, final_cells, days_to_diagnosis,
-                   trajectory_rows, traj_day, traj_geno, traj_pheno, traj_cells,
+                   trajectory_rows, compartment_steps, traj_day, traj_geno, traj_pheno, traj_cells,
                    mech_cells_at_start, mech_arise_day):
     """Run ``len(generators)`` replicates in parallel; row i of every output is replicate i.
 
@@ -600,7 +606,7 @@ def simulate_block(generators, model, initial_cells, phenotype_fraction, alterat
     """
     for i in prange(len(generators)):
         rng = generators[np.int64(i)]
-        s, stop, final, diagnosis, rows = simulate_replicate(
+        s, stop, final, diagnosis, rows, work = simulate_replicate(
             rng, model, initial_cells, phenotype_fraction, alteration_fraction,
             grow_to_cells, dt_days, horizon_days, num_steps, record_every_steps,
             max_compartments, traj_day[i], traj_geno[i], traj_pheno[i], traj_cells[i],
@@ -611,3 +617,4 @@ def simulate_block(generators, model, initial_cells, phenotype_fraction, alterat
         final_cells[i] = final
         days_to_diagnosis[i] = diagnosis
         trajectory_rows[i] = rows
+        compartment_steps[i] = work

@@ -43,6 +43,7 @@ class BlockResult:
     final_cells: np.ndarray  # (B,) int64
     days_to_diagnosis: np.ndarray  # (B,) NaN without pre-growth
     trajectory_rows: np.ndarray  # (B,) int64
+    compartment_steps: np.ndarray  # (B,) int64: live compartments summed over steps after day 0
     traj_day: np.ndarray  # (B, R) float64 days
     traj_genotype: np.ndarray  # (B, R) int64 bit masks
     traj_phenotype: np.ndarray  # (B, R) int64 phenotype indices
@@ -73,6 +74,7 @@ def _run_kernel(model: CompiledModel, seed: int, replicates: np.ndarray, point: 
         final_cells=np.zeros(size, np.int64),
         days_to_diagnosis=np.full(size, np.nan),
         trajectory_rows=np.zeros(size, np.int64),
+        compartment_steps=np.zeros(size, np.int64),
         traj_day=np.zeros((size, rows_per_replicate)),
         traj_genotype=np.zeros((size, rows_per_replicate), np.int64),
         traj_phenotype=np.zeros((size, rows_per_replicate), np.int64),
@@ -86,7 +88,8 @@ def _run_kernel(model: CompiledModel, seed: int, replicates: np.ndarray, point: 
         model.initial_alteration_fraction, model.grow_from_single_cell_to, model.dt_days,
         model.horizon_days, model.num_steps, model.record_every_steps, max_compartments,
         result.status, result.stop_day, result.final_cells, result.days_to_diagnosis,
-        result.trajectory_rows, result.traj_day, result.traj_genotype, result.traj_phenotype,
+        result.trajectory_rows, result.compartment_steps, result.traj_day, result.traj_genotype,
+        result.traj_phenotype,
         result.traj_cells, result.mechanism_cells_at_start, result.mechanism_arise_day,
     )
     return result
@@ -121,7 +124,7 @@ def _merge_rerun(result: BlockResult, rerun: BlockResult, rows_of: np.ndarray, w
         wide[rows_of] = getattr(rerun, name)
         setattr(result, name, wide)
     for name in ("status", "stop_day", "final_cells", "days_to_diagnosis", "trajectory_rows",
-                 "mechanism_cells_at_start", "mechanism_arise_day"):
+                 "compartment_steps", "mechanism_cells_at_start", "mechanism_arise_day"):
         getattr(result, name)[rows_of] = getattr(rerun, name)
     return result
 
@@ -156,6 +159,7 @@ def iterate_blocks(model: CompiledModel, seed: int, replicates: Sequence[int], p
         if on_block is not None:
             on_block(len(block.replicates))
         yield block
+        del block  # free this block before the next one is allocated
 
 
 def set_threads(threads: int | None) -> int:
