@@ -25,6 +25,7 @@ from rich.progress import (
 from clonesim import api
 from clonesim.config import load_config
 from clonesim.config.errors import ClonesimError
+from clonesim.engine import runner
 from clonesim.model import compile_model
 from clonesim.model.describe import describe_model
 
@@ -66,12 +67,19 @@ def run(
         )
         progress = Progress(*columns, console=console, disable=quiet or total <= 0)
         task = progress.add_task(escape(loaded.name), total=total)
+
+        def start() -> None:
+            if not quiet:
+                with console.status("compiling the engine (cached after the first run)"):
+                    runner.compile_kernels()
+            progress.start()
+
         try:
             # The bar starts only once the options are checked and the directory is ready,
             # so a refused run prints its one error line and nothing else.
             path = api.run_to_directory(
                 loaded, target, replicates=replicates, seed=seed, threads=threads,
-                overwrite=overwrite, on_start=progress.start,
+                overwrite=overwrite, on_start=start,
                 on_block=lambda done: progress.advance(task, done),
             )
         finally:
@@ -79,7 +87,7 @@ def run(
     except ClonesimError as error:
         _fail(str(error))
     except KeyboardInterrupt:
-        console.print("interrupted: the run directory is incomplete (no run.json)")
+        console.print("interrupted: nothing was written (a previous run in the directory is intact)")
         raise typer.Exit(130) from None
     info = api.read_run_info(path)
     seconds = info["timings"]["simulate_and_write_seconds"]

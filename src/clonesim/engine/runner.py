@@ -162,6 +162,24 @@ def iterate_blocks(model: CompiledModel, seed: int, replicates: Sequence[int], p
         del block  # free this block before the next one is allocated
 
 
+def compile_kernels() -> None:
+    """Compile (or load from numba's cache) the kernels by running one tiny replicate.
+
+    Every compiled model has the same argument types, so this serves any config;
+    it lets a caller show "compiling" apart from progress on the real run.
+    """
+    from clonesim.config import config_from_mapping
+    from clonesim.model.compiled import compile_model
+
+    tiny = config_from_mapping({
+        "name": "compile",
+        "time": {"horizon_days": 1.0},
+        "tumor": {"initial_cells": 2},
+        "phenotypes": {"a": {"birth_rate_per_day": 0.1, "death_rate_per_day": 0.1}},
+    })
+    run_block(compile_model(tiny), 0, [0])
+
+
 def set_threads(threads: int | None) -> int:
     """Set numba's thread count (None: all cores); returns the count in use."""
     if threads is not None:
