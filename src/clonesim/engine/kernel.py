@@ -90,6 +90,33 @@ def switch_rate(model, from_phenotype, to_phenotype, signal):
 
 
 @njit(cache=True)
+def multinomial_split(rng, total, weights, counts):
+    """counts ~ Multinomial(total, weights / sum(weights)), drawn as conditional binomials.
+
+    Entries with weight <= 0 get 0; the last positive entry takes what is left,
+    so rounding in the running weight sum can never lose or invent a cell.
+    """
+    remaining_weight = 0.0
+    last = -1
+    for i in range(weights.shape[0]):
+        counts[i] = 0
+        if weights[i] > 0.0:
+            remaining_weight += weights[i]
+            last = i
+    for i in range(last + 1):
+        if total == 0:
+            break
+        if weights[i] <= 0.0:
+            continue
+        if i == last:
+            counts[i] = total
+        else:
+            counts[i] = rng.binomial(total, min(1.0, weights[i] / remaining_weight))
+        total -= counts[i]
+        remaining_weight -= weights[i]
+
+
+@njit(cache=True)
 def stochastic_round(rng, expected):
     """floor(x) + Bernoulli(x - floor(x)): an integer with mean x and least variance."""
     whole = math.floor(expected)
@@ -252,7 +279,9 @@ def _switch(rng, geno, pheno, cells, written, num_active, transition, num_altera
 
     The n cells of (g, p) are spread over phenotypes by Multinomial(n, P[p, :]),
     P = ``transition`` (see switching_transition), drawn as conditional
-    binomials. Exact for pure switching. Returns the new number of compartments.
+    binomials (written out here rather than with multinomial_split: this is the
+    hottest loop, and the inline form measured 20 % faster). Exact for pure
+    switching. Returns the new number of compartments.
     """
     num_phenotypes = transition.shape[0]
     num_arrivals = 0
@@ -293,7 +322,8 @@ def _switch(rng, geno, pheno, cells, written, num_active, transition, num_altera
 
 @njit(cache=True)
 def _advance(rng, model, geno, pheno, cells, written, num_active, dt_days, day_end,
-             signal, transition, arrivals_geno, arrivals_pheno, arrivals_cells, arise_day):
+             signal, transition, arrivals_geno, arrivals_pheno, arrivals_cells, arise_day,
+             scratch_weights, scratch_counts):
     """Advance every compartment by one step; returns (num_active, total_cells) or (-1, 0).
 
     Strang splitting: switching for dt/2, then the exact birth-death step with
@@ -314,6 +344,8 @@ def _advance(rng, model, geno, pheno, cells, written, num_active, dt_days, day_e
         if num_active < 0:
             return -1, np.int64(0)
 
+    weights = scratch_weights[:num_alterations]
+    counts = scratch_counts[:num_alterations]
     num_arrivals = 0
     for c in range(num_active):
         start = cells[c]
@@ -326,34 +358,23 @@ def _advance(rng, model, geno, pheno, cells, written, num_active, dt_days, day_e
         if mutation > 0.0 and birth > 0.0:
             cell_days = integrated_cells(start, end, dt_days)
             mutants = rng.poisson(birth * mutation * cell_days)
-            # Multinomial split over alterations in proportion to u_a (the last takes the rest).
-            remaining_rate = mutation / model.phenotype_mutation_rate_multiplier[p]
-            last_target = -1
+            # Split over the alterations g lacks, in proportion to u_a.
             for a in range(num_alterations):
-                if not (g >> a) & 1 and model.alteration_mutation_rate_per_division[a] > 0.0:
-                    last_target = a
-            a = 0
-            while mutants > 0 and a <= last_target:
-                u = model.alteration_mutation_rate_per_division[a]
-                if not (g >> a) & 1 and u > 0.0:
-                    if a == last_target:
-                        k = mutants
-                    else:
-                        k = rng.binomial(mutants, min(1.0, u / remaining_rate))
-                    if k > 0:
-                        mutant = g | (np.int64(1) << a)
-                        grown, first_birth = _grow_new_cells(
-                            rng, model, mutant, p, signal, logistic, k, start, end, dt_days
-                        )
-                        _mark_arisal(mutant, p, num_alterations, day_end - dt_days + first_birth,
-                                     arise_day)
-                        arrivals_geno[num_arrivals] = mutant
-                        arrivals_pheno[num_arrivals] = p
-                        arrivals_cells[num_arrivals] = grown
-                        num_arrivals += 1
-                    mutants -= k
-                    remaining_rate -= u
-                a += 1
+                lacks = not (g >> a) & 1
+                weights[a] = model.alteration_mutation_rate_per_division[a] if lacks else 0.0
+            multinomial_split(rng, mutants, weights, counts)
+            for a in range(num_alterations):
+                if counts[a] > 0:
+                    mutant = g | (np.int64(1) << a)
+                    grown, first_birth = _grow_new_cells(
+                        rng, model, mutant, p, signal, logistic, counts[a], start, end, dt_days
+                    )
+                    _mark_arisal(mutant, p, num_alterations, day_end - dt_days + first_birth,
+                                 arise_day)
+                    arrivals_geno[num_arrivals] = mutant
+                    arrivals_pheno[num_arrivals] = p
+                    arrivals_cells[num_arrivals] = grown
+                    num_arrivals += 1
         cells[c] = end
 
     num_active = _apply_arrivals(geno, pheno, cells, written, num_active, num_arrivals,
@@ -447,7 +468,8 @@ def _seed_initial_tumour(rng, initial_cells, phenotype_fraction, alteration_frac
 
 @njit(cache=True)
 def _grow_from_one_cell(rng, model, target_cells, dt_days, geno, pheno, cells, written,
-                        arrivals_geno, arrivals_pheno, arrivals_cells, arise_day):
+                        arrivals_geno, arrivals_pheno, arrivals_cells, arise_day, scratch_weights,
+                        scratch_counts):
     """Grow untreated from one founder cell until the burden reaches ``target_cells``.
 
     Conditioned on reaching it: a lineage that dies out is restarted from one
@@ -489,7 +511,8 @@ def _grow_from_one_cell(rng, model, target_cells, dt_days, geno, pheno, cells, w
                 transition_days = step
             num_active, total = _advance(
                 rng, model, geno, pheno, cells, written, num_active, step, day, 1.0, transition,
-                arrivals_geno, arrivals_pheno, arrivals_cells, arise_day,
+                arrivals_geno, arrivals_pheno, arrivals_cells, arise_day, scratch_weights,
+                scratch_counts,
             )
             if num_active < 0:
                 return 0, day, STATUS_TOO_MANY_COMPARTMENTS
@@ -522,6 +545,9 @@ def simulate_replicate(rng, model, initial_cells, phenotype_fraction, alteration
     arrivals_geno = np.zeros(arrival_capacity, np.int64)
     arrivals_pheno = np.zeros(arrival_capacity, np.int64)
     arrivals_cells = np.zeros(arrival_capacity, np.int64)
+    # Scratch for multinomial splits over alterations or phenotypes.
+    scratch_weights = np.zeros(max(num_alterations, num_phenotypes))
+    scratch_counts = np.zeros(max(num_alterations, num_phenotypes), np.int64)
     mech_arise_day[:] = np.nan
     mech_cells_at_start[:] = 0
 
@@ -529,7 +555,8 @@ def simulate_replicate(rng, model, initial_cells, phenotype_fraction, alteration
     if grow_to_cells > 0:
         num_active, days_to_diagnosis, status = _grow_from_one_cell(
             rng, model, grow_to_cells, dt_days, geno, pheno, cells, written,
-            arrivals_geno, arrivals_pheno, arrivals_cells, mech_arise_day,
+            arrivals_geno, arrivals_pheno, arrivals_cells, mech_arise_day, scratch_weights,
+            scratch_counts,
         )
         if status != STATUS_ALIVE:
             return status, np.nan, np.int64(0), days_to_diagnosis, 0, np.int64(0)
@@ -574,6 +601,7 @@ def simulate_replicate(rng, model, initial_cells, phenotype_fraction, alteration
         num_active, total = _advance(
             rng, model, geno, pheno, cells, written, num_active, day_end - day, day_end, signal,
             transition, arrivals_geno, arrivals_pheno, arrivals_cells, mech_arise_day,
+            scratch_weights, scratch_counts,
         )
         day = day_end
         if num_active < 0:
