@@ -571,10 +571,23 @@ def test_yaml_non_finite_values(tmp_path: Path) -> None:
 
 def test_yaml_boolean_is_not_a_number(tmp_path: Path) -> None:
     text = "name: x\ntime: {horizon_days: 5}\ntumor: {initial_cells: 1}\n" \
-           "phenotypes: {s: {birth_rate_per_day: yes, death_rate_per_day: 0}}\n"
+           "phenotypes: {s: {birth_rate_per_day: true, death_rate_per_day: 0}}\n"
     with pytest.raises(ConfigError, match=r"must be a number, not true/false") as info:
         load_config(write(tmp_path, text))
     check_line(info.value, "phenotypes.s.birth_rate_per_day")
+
+
+def test_yaml_follows_the_1_2_core_schema(tmp_path: Path) -> None:
+    """yes/no/on/off are text, 010 is ten, 1:30 is text (YAML 1.1 read them otherwise)."""
+    text = "name: no\nseed: 010\ntime: {horizon_days: 5}\ntumor: {initial_cells: 1}\n" \
+           "phenotypes: {s: {birth_rate_per_day: 1, death_rate_per_day: 0}}\n"
+    config = load_config(write(tmp_path, text))
+    assert config.name == "no" and config.seed == 10
+    text = "name: x\ntime: {horizon_days: 1:30}\ntumor: {initial_cells: 1}\n" \
+           "phenotypes: {s: {birth_rate_per_day: yes, death_rate_per_day: 0}}\n"
+    with pytest.raises(ConfigError, match=r"'1:30'") as info:
+        load_config(write(tmp_path, text))
+    check_line(info.value, "time.horizon_days")
 
 
 @pytest.mark.parametrize(
