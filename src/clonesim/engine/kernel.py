@@ -473,8 +473,9 @@ def _grow_from_one_cell(rng, model, target_cells, dt_days, geno, pheno, cells, w
     """Grow untreated from one founder cell until the burden reaches ``target_cells``.
 
     Conditioned on reaching it: a lineage that dies out is restarted from one
-    cell on the same stream. The last steps are shortened (to at least
-    MIN_PREGROWTH_STEP_FRACTION * dt) so the tumour lands on the target.
+    cell on the same stream. Pre-growth ends at the first step end with the
+    burden at or above the target; the final steps shrink geometrically (to at
+    least MIN_PREGROWTH_STEP_FRACTION * dt) so that the overshoot is small.
     Returns (num_active, days taken, status); arise days are relative to the start.
     """
     num_alterations = model.alteration_mutation_rate_per_division.shape[0]
@@ -503,8 +504,11 @@ def _grow_from_one_cell(rng, model, target_cells, dt_days, geno, pheno, cells, w
             growth /= total
             step = dt_days
             if growth > 0.0:
+                # Aim at half the expected time left: the steps shrink geometrically on the
+                # final approach, so the first step end at or above the target overshoots
+                # it by about one step's worth of a few cells, not by a whole day's growth.
                 to_target = math.log(target_cells / total) / growth
-                step = min(dt_days, max(to_target, MIN_PREGROWTH_STEP_FRACTION * dt_days))
+                step = min(dt_days, max(0.5 * to_target, MIN_PREGROWTH_STEP_FRACTION * dt_days))
             day += step
             if model.has_switching and step != transition_days:
                 switching_transition(model, 1.0, 0.5 * step, transition)
