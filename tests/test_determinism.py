@@ -119,3 +119,21 @@ def test_same_seed_same_parquet_bytes(tmp_path):
     third = clonesim.run_to_directory(config, tmp_path / "c", replicates=40, seed=124)
     assert _digest(first) == _digest(second)
     assert _digest(first) != _digest(third)
+
+
+def test_replicate_alone_equals_replicate_among_ten_thousand():
+    """The issue's literal case, on a model cheap enough for 10,000 replicates."""
+    config = make_config(
+        time={"horizon_days": 4, "dt_days": 0.5, "record_every_days": 1},
+        tumor={"initial_cells": 50},
+        alterations={"A": {"mutation_rate_per_division": 0.01}},
+    )
+    model = compile_model(config)
+    batch = runner.run_block(model, 77, range(10_000))
+    for k in (0, 4321, 9999):
+        alone = runner.run_block(model, 77, [k])
+        rows = int(batch.trajectory_rows[k])
+        assert rows == alone.trajectory_rows[0]
+        np.testing.assert_array_equal(batch.traj_cells[k, :rows], alone.traj_cells[0, :rows])
+        np.testing.assert_array_equal(batch.traj_genotype[k, :rows], alone.traj_genotype[0, :rows])
+        assert batch.final_cells[k] == alone.final_cells[0]
