@@ -269,7 +269,7 @@ def _draws_and_math_block(generators, model, offsets, row_cells, row_type, row_s
                 if leave > 0.0:
                     stay, _made = _switch_draws(rng, n, leave, switch_targets, switch_split, t)
                     acc += stay
-                birth, death, mutation, _s = kernel.compartment_rates(model, g, p, 1.0, 1.0)
+                birth, death, mutation = kernel.compartment_rates(model, g, p, 1.0, 1.0)
                 end = birth_death_step(rng, n, birth * (1.0 - mutation), death, dt_days)
                 if mutation > 0.0 and birth > 0.0:
                     cell_days = integrated_cells(n, end, dt_days)
@@ -357,7 +357,7 @@ def draw_tables(model: CompiledModel, types: np.ndarray) -> DrawTables:
     )
     for t, (g, p) in enumerate(types):
         g, p = int(g), int(p)
-        b, d, mutation, _ = kernel.compartment_rates(km, np.int64(g), p, 1.0, 1.0)
+        b, d, mutation = kernel.compartment_rates(km, np.int64(g), p, 1.0, 1.0)
         tables.alpha[t], tables.beta[t] = transition_coefficients(b * (1.0 - mutation), d, dt)
         if mutation > 0.0 and b > 0.0:
             tables.mutants_per_cell_day[t] = b * mutation
@@ -367,7 +367,7 @@ def draw_tables(model: CompiledModel, types: np.ndarray) -> DrawTables:
             for j, a in enumerate(targets):
                 tables.mut_split[t, j] = min(1.0, u[a] / remaining)
                 remaining -= u[a]
-                bm, dm, um, _ = kernel.compartment_rates(km, np.int64(g | (1 << a)), p, 1.0, 1.0)
+                bm, dm, um = kernel.compartment_rates(km, np.int64(g | (1 << a)), p, 1.0, 1.0)
                 tables.mut_alpha[t, j], tables.mut_beta[t, j] = transition_coefficients(
                     bm * (1.0 - um), dm, dt / 2
                 )

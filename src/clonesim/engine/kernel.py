@@ -52,9 +52,10 @@ MIN_PREGROWTH_STEP_FRACTION = 1e-3
 def compartment_rates(model, genotype, phenotype, signal, logistic_factor):
     """Per-cell rates of one compartment under signal s (DESIGN §1.2-1.4), per day.
 
-    Returns (b, d, U, sigma_out) with
+    Returns (b, d, U) with
     b = b_p (1 - phi_p (1 - s)) * max(0, 1 - N/K),  d = d_p + k_p (1 - s),
-    U = m_p * sum_{a not in g} u_a,  sigma_out = sum_q sigma_{p->q}(s).
+    U = m_p * sum_{a not in g} u_a (mutation probability per division).
+    Switching has its own sub-step (see switching_transition).
     """
     lack_signal = 1.0 - signal
     birth = (
@@ -72,10 +73,7 @@ def compartment_rates(model, genotype, phenotype, signal, logistic_factor):
         if not (genotype >> a) & 1:
             mutation += rates[a]
     mutation *= model.phenotype_mutation_rate_multiplier[phenotype]
-    switch_out = 0.0
-    for q in range(model.switch_rate_per_day.shape[1]):
-        switch_out += switch_rate(model, phenotype, q, signal)
-    return birth, death, mutation, switch_out
+    return birth, death, mutation
 
 
 @njit(cache=True)
@@ -176,7 +174,7 @@ def _grow_new_cells(rng, model, genotype, phenotype, signal, logistic, born, par
     growth = 0.0
     if parent_start > 0 and parent_end > 0:
         growth = math.log(parent_end / parent_start) / dt_days
-    birth, death, mutation, _ = compartment_rates(model, genotype, phenotype, signal, logistic)
+    birth, death, mutation = compartment_rates(model, genotype, phenotype, signal, logistic)
     birth *= 1.0 - mutation
     if born <= MAX_INDIVIDUAL_ARRIVALS:
         cells = np.int64(0)
@@ -353,7 +351,7 @@ def _advance(rng, model, geno, pheno, cells, written, num_active, dt_days, day_e
             continue
         g = geno[c]
         p = pheno[c]
-        birth, death, mutation, _ = compartment_rates(model, g, p, signal, logistic)
+        birth, death, mutation = compartment_rates(model, g, p, signal, logistic)
         end = birth_death_step(rng, start, birth * (1.0 - mutation), death, dt_days)
         if mutation > 0.0 and birth > 0.0:
             cell_days = integrated_cells(start, end, dt_days)
@@ -499,7 +497,7 @@ def _grow_from_one_cell(rng, model, target_cells, dt_days, geno, pheno, cells, w
                 logistic = max(0.0, 1.0 - total / model.carrying_capacity_cells)
             for c in range(num_active):
                 if cells[c] > 0:
-                    b, d, _, _ = compartment_rates(model, geno[c], pheno[c], 1.0, logistic)
+                    b, d, _ = compartment_rates(model, geno[c], pheno[c], 1.0, logistic)
                     growth += (b - d) * cells[c]
             growth /= total
             step = dt_days
