@@ -6,6 +6,7 @@ stderr and exit with status 2; no traceback.
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -46,6 +47,35 @@ def _fail(message: str) -> None:
     raise typer.Exit(USER_ERROR)
 
 
+class _StopAfterBlock:
+    """Ctrl-C asks the run to stop at the next block boundary; a second Ctrl-C stops at once.
+
+    A KeyboardInterrupt raised asynchronously inside numba's machinery can surface
+    as a SystemError; raising it from a block boundary instead keeps the clean-up
+    (and the exit status 130) reliable.
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous = None
+
+    def __enter__(self) -> _StopAfterBlock:
+        self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        signal.signal(signal.SIGINT, self._previous)
+
+    def _handle(self, signum: int, frame: object) -> None:
+        self.requested = True
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        console.print("stopping after the current block (Ctrl-C again to stop now)")
+
+    def check(self) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+
+
 @app.command()
 def run(
     config: Annotated[Path, typer.Argument(help="YAML config file.")],
@@ -68,20 +98,26 @@ def run(
         progress = Progress(*columns, console=console, disable=quiet or total <= 0)
         task = progress.add_task(escape(loaded.name), total=total)
 
+        stop = _StopAfterBlock()
+
         def start() -> None:
             if not quiet:
                 with console.status("compiling the engine (cached after the first run)"):
                     runner.compile_kernels()
             progress.start()
 
+        def block_done(done: int) -> None:
+            progress.advance(task, done)
+            stop.check()
+
         try:
             # The bar starts only once the options are checked and the directory is ready,
             # so a refused run prints its one error line and nothing else.
-            path = api.run_to_directory(
-                loaded, target, replicates=replicates, seed=seed, threads=threads,
-                overwrite=overwrite, on_start=start,
-                on_block=lambda done: progress.advance(task, done),
-            )
+            with stop:
+                path = api.run_to_directory(
+                    loaded, target, replicates=replicates, seed=seed, threads=threads,
+                    overwrite=overwrite, on_start=start, on_block=block_done,
+                )
         finally:
             progress.stop()
     except ClonesimError as error:
