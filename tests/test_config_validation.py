@@ -371,12 +371,26 @@ def test_seed_and_replicates_accept_whole_floats() -> None:
 
 def test_names_reserved_or_with_plus_are_rejected() -> None:
     fails(base(phenotypes={"founder": PERSISTER}), "phenotypes.founder",
-          r"'founder' is not allowed as a name \('\+' and 'founder' are reserved\)")
+          r"'founder' is reserved \(it labels the unaltered genotype\)")
     fails(base(alterations={"MET+KRAS": {"mutation_rate_per_division": 1e-9}}),
-          "alterations.MET+KRAS", r"'MET\+KRAS' is not allowed as a name")
+          "alterations.MET+KRAS", r"'MET\+KRAS' is not a valid name: use letters, digits")
     fails(base(alterations={"founder": {"mutation_rate_per_division": 1e-9}}),
-          "alterations.founder", r"'founder' is not allowed")
+          "alterations.founder", r"'founder' is reserved")
     fails(base(phenotypes={"": PERSISTER}), "phenotypes", r"^phenotypes: a name must not be empty$")
+
+
+@pytest.mark.parametrize("name", ["MET.amp", "MET amp", "a/b", "x=y", "1st", "_x", "é"])
+def test_names_must_be_plain(name: str) -> None:
+    """Names appear in dotted override paths and hive partition paths."""
+    fails(base(alterations={name: {"mutation_rate_per_division": 1e-9}}),
+          f"alterations.{name}", r"is not a valid name")
+    fails(base(pathways=["EGFR", name], driver_pathway="EGFR"), "pathways[1]", r"is not a valid name")
+
+
+def test_plain_names_are_accepted() -> None:
+    config = config_from_mapping(base(alterations={"MET_amp": {"mutation_rate_per_division": 1e-9},
+                                                   "HER2-amp2": {"mutation_rate_per_division": 1e-9}}))
+    assert list(config.alterations) == ["MET_amp", "HER2-amp2"]
 
 
 def test_phenotype_and_alteration_names_must_differ() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 from clonesim.config.errors import ConfigError
 from clonesim.config.schema import Config
@@ -15,6 +16,9 @@ MAX_BIRTH_TIMES_DT = 5.0
 #: Alterations are bits of an int64 genotype mask.
 MAX_ALTERATIONS = 62
 RESERVED_NAMES = {"founder"}
+#: Names of phenotypes, alterations and pathways: safe in labels joined by '+', in
+#: dotted config paths and in hive partition paths.
+NAME_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9_\-]*")
 
 
 def check_semantics(config: Config) -> Config:
@@ -62,14 +66,20 @@ def check_semantics(config: Config) -> Config:
 
 
 def _check_names(phenotypes: list[str], alterations: list[str], pathways: list[str]) -> None:
-    for section, names in (("phenotypes", phenotypes), ("alterations", alterations)):
-        for name in names:
+    """Names become labels, dotted override paths and file paths: keep them plain."""
+    for section, names in (("phenotypes", phenotypes), ("alterations", alterations),
+                           ("pathways", pathways)):
+        for index, name in enumerate(names):
+            key = f"{section}[{index}]" if section == "pathways" else f"{section}.{name}"
             if not name:
                 raise ConfigError(section, "a name must not be empty")
-            if "+" in name or name in RESERVED_NAMES:
+            if name in RESERVED_NAMES:
+                raise ConfigError(key, f"{name!r} is reserved (it labels the unaltered genotype)")
+            if not NAME_PATTERN.fullmatch(name):
                 raise ConfigError(
-                    f"{section}.{name}",
-                    f"{name!r} is not allowed as a name ('+' and 'founder' are reserved)",
+                    key,
+                    f"{name!r} is not a valid name: use letters, digits, '_' and '-', "
+                    "starting with a letter",
                 )
     clash = set(phenotypes) & set(alterations)
     if clash:
