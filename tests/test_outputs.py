@@ -573,3 +573,13 @@ def test_failed_overwrite_keeps_the_previous_run(tmp_path):
         clonesim.run_to_directory(bad, out, replicates=2, seed=1, overwrite=True)
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # no staging left behind
+
+
+def test_simulate_with_progress_bar_keeps_callbacks_and_results(capsys):
+    config = make_config(engine={"block_replicates": 2})
+    seen: list[int] = []
+    shown = clonesim.simulate(config, replicates=5, seed=3, progress=True, on_block=seen.append)
+    quiet = clonesim.simulate(config, replicates=5, seed=3)
+    assert seen == [2, 2, 1]
+    assert shown.patients.equals(quiet.patients)
+    assert "5/5 replicates" in capsys.readouterr().out

@@ -23,6 +23,7 @@ from clonesim.engine import runner
 from clonesim.io import run_dir as rundir
 from clonesim.io.tables import TABLE_NAMES, UNTREATED, block_tables
 from clonesim.model.compiled import CompiledModel, compile_model
+from clonesim.progress import label, replicate_progress
 
 ConfigLike = Config | Mapping[str, Any] | str | Path
 
@@ -115,7 +116,8 @@ def _provenance_for_parquet(info: Mapping[str, Any]) -> dict[str, Any]:
 
 def simulate(config_or_path: ConfigLike, replicates: int | None = None, seed: int | None = None,
              threads: int | None = None,
-             on_block: Callable[[int], None] | None = None) -> SimulationResult:
+             on_block: Callable[[int], None] | None = None,
+             progress: bool = False) -> SimulationResult:
     """Simulate a config and return its tables as polars DataFrames.
 
     Parameters
@@ -125,16 +127,26 @@ def simulate(config_or_path: ConfigLike, replicates: int | None = None, seed: in
     seed : run seed (default: the config's ``seed``, else fresh entropy, recorded in ``info``).
     threads : numba threads (default: all cores). Results do not depend on it.
     on_block : called with the number of replicates finished after each block.
+    progress : show a progress bar (rich; works in terminals and notebooks).
     """
     config, model, num_replicates, run_seed = _resolve(config_or_path, replicates, seed)
     runner.set_threads(_threads_or_all(threads))
     started = time.perf_counter()
     work = 0
     parts: dict[str, list[pl.DataFrame]] = {name: [] for name in TABLE_NAMES}
-    for block in runner.iterate_blocks(model, run_seed, range(num_replicates), on_block=on_block):
-        work += int(block.compartment_steps.sum())
-        for name, frame in block_tables(model, block, run_seed).items():
-            parts[name].append(frame)
+    with replicate_progress(disable=not progress) as bar:
+        task = bar.add_task(label(config.name), total=num_replicates)
+
+        def block_done(done: int) -> None:
+            bar.advance(task, done)
+            if on_block is not None:
+                on_block(done)
+
+        blocks = runner.iterate_blocks(model, run_seed, range(num_replicates), on_block=block_done)
+        for block in blocks:
+            work += int(block.compartment_steps.sum())
+            for name, frame in block_tables(model, block, run_seed).items():
+                parts[name].append(frame)
     info = _run_info(config, model, run_seed, num_replicates)
     info["timings"] = _timings("simulate_seconds", started, work)
     tables = {name: pl.concat(frames, rechunk=True) for name, frames in parts.items()}

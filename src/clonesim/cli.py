@@ -14,14 +14,6 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 
 from clonesim import api
 from clonesim.config import load_config
@@ -29,6 +21,7 @@ from clonesim.config.errors import ClonesimError
 from clonesim.engine import runner
 from clonesim.model import compile_model
 from clonesim.model.describe import describe_model
+from clonesim.progress import label, replicate_progress
 
 app = typer.Typer(
     add_completion=False,
@@ -91,12 +84,8 @@ def run(
         loaded = load_config(config)
         total = replicates if replicates is not None else loaded.replicates
         target = out if out is not None else Path("runs") / loaded.name
-        columns = (
-            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("replicates"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-        )
-        progress = Progress(*columns, console=console, disable=quiet or total <= 0)
-        task = progress.add_task(escape(loaded.name), total=total)
+        progress = replicate_progress(console, disable=quiet or total <= 0)
+        task = progress.add_task(label(loaded.name), total=total)
 
         stop = _StopAfterBlock()
 

@@ -1,0 +1,28 @@
+"""The progress bar shared by the CLI and the Python API (rich)."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+
+def replicate_progress(console: Console | None = None, disable: bool = False) -> Progress:
+    """A bar counting replicates, with elapsed time and ETA."""
+    return Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("replicates"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+        console=console, disable=disable,
+    )
+
+
+def label(text: str) -> str:
+    """A run name shown literally (never read as rich markup)."""
+    return escape(text)
