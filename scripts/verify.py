@@ -70,6 +70,7 @@ from clonesim.model.analytic import (
     pure_birth_mutant_moments,
 )
 from clonesim.model.compiled import CompiledModel
+from clonesim.model.examples import MIXED_SMALL_TUMOUR
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "docs" / "verification"
@@ -95,23 +96,6 @@ MIN_EXPECTED = 5.0
 P_FLAG = 1e-4
 Z_FLAG = 4.0
 
-#: The mixed case of tests/test_engine_vs_reference.py (dt is set per run).
-MIXED: dict[str, Any] = {
-    "name": "mixed",
-    "time": {"horizon_days": 6.0, "dt_days": 0.25, "record_every_days": 3.0},
-    "tumor": {"initial_cells": 40, "initial_fractions": {"persister": 0.25}},
-    "phenotypes": {
-        "sensitive": {"birth_rate_per_day": 0.8, "death_rate_per_day": 0.4},
-        "persister": {"birth_rate_per_day": 0.1, "death_rate_per_day": 0.05,
-                      "mutation_rate_multiplier": 5},
-    },
-    "switching": [
-        {"from": "sensitive", "to": "persister", "rate_per_day": 0.1},
-        {"from": "persister", "to": "sensitive", "rate_per_day": 0.3},
-    ],
-    "alterations": {"A": {"mutation_rate_per_division": 4e-3},
-                    "B": {"mutation_rate_per_division": 2e-3}},
-}
 
 
 @dataclass(frozen=True)
@@ -780,7 +764,7 @@ def qq_levels(count: int) -> np.ndarray:
 def section_engine_vs_reference(settings: Settings, seed: int, out: Path) -> Section:
     count = settings.engine_vs_reference
     day = 6.0
-    base = compiled(MIXED)
+    base = compiled(MIXED_SMALL_TUMOUR)
     started = time.perf_counter()
     reference = simulate_reference_many(base, seed, count, record_days=[day])
     reference_seconds = time.perf_counter() - started
@@ -790,7 +774,7 @@ def section_engine_vs_reference(settings: Settings, seed: int, out: Path) -> Sec
     dts = (1.0, 0.25)
     engine: dict[float, dict[str, np.ndarray]] = {}
     for i, dt in enumerate(dts):
-        data = {**MIXED, "time": {**MIXED["time"], "dt_days": dt}}
+        data = {**MIXED_SMALL_TUMOUR, "time": {**MIXED_SMALL_TUMOUR["time"], "dt_days": dt}}
         block = run_engine(compiled(data), seed + 1 + i, count)
         engine[dt] = {name: engine_cells(block, day, keep) for name, keep, _, _ in QUANTITIES}
         del block

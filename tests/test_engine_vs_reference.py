@@ -17,27 +17,12 @@ from scipy import stats
 from clonesim.engine import kernel, runner
 from clonesim.engine.reference import simulate_reference_many
 from clonesim.model import compile_model
+from clonesim.model.examples import MIXED_SMALL_TUMOUR
 
 from conftest import P_THRESHOLD, Z_TOLERANCE, cells_at, make_config
 
 REPLICATES = 3000
 
-MIXED = {
-    "name": "mixed",
-    "time": {"horizon_days": 6.0, "dt_days": 0.25, "record_every_days": 3.0},
-    "tumor": {"initial_cells": 40, "initial_fractions": {"persister": 0.25}},
-    "phenotypes": {
-        "sensitive": {"birth_rate_per_day": 0.8, "death_rate_per_day": 0.4},
-        "persister": {"birth_rate_per_day": 0.1, "death_rate_per_day": 0.05,
-                      "mutation_rate_multiplier": 5},
-    },
-    "switching": [
-        {"from": "sensitive", "to": "persister", "rate_per_day": 0.1},
-        {"from": "persister", "to": "sensitive", "rate_per_day": 0.3},
-    ],
-    "alterations": {"A": {"mutation_rate_per_division": 4e-3},
-                    "B": {"mutation_rate_per_division": 2e-3}},
-}
 
 
 def _reference_cells(results, day_index: int, phenotype=None, has_bit=None) -> np.ndarray:
@@ -100,7 +85,7 @@ def _same_mean(engine: np.ndarray, reference: np.ndarray, what: str) -> None:
 
 @pytest.fixture(scope="module")
 def mixed():
-    model = compile_model(make_config(MIXED))
+    model = compile_model(make_config(MIXED_SMALL_TUMOUR))
     block = runner.run_block(model, 31, range(REPLICATES))
     reference = simulate_reference_many(model, 32, REPLICATES, record_days=[0.0, 3.0, 6.0])
     return model, block, reference
