@@ -8,6 +8,7 @@ count, or how many other replicates run.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -15,9 +16,10 @@ import numba
 import numpy as np
 from numba import typed
 
+from clonesim.config import config_from_mapping
 from clonesim.config.errors import ClonesimError
 from clonesim.engine import kernel
-from clonesim.model.compiled import CompiledModel
+from clonesim.model.compiled import CompiledModel, compile_model
 
 #: Trajectory rows reserved per record time and replicate before a rerun is needed.
 INITIAL_ROWS_PER_RECORD = 8
@@ -117,14 +119,15 @@ def run_block(model: CompiledModel, seed: int, replicates: Sequence[int], point:
 def _merge_rerun(result: BlockResult, rerun: BlockResult, rows_of: np.ndarray, width: int
                  ) -> BlockResult:
     """Widen the trajectory buffers to ``width`` and put the rerun replicates in place."""
-    for name in ("traj_day", "traj_genotype", "traj_phenotype", "traj_cells"):
-        old = getattr(result, name)
-        wide = np.zeros((old.shape[0], width), old.dtype)
-        wide[:, : old.shape[1]] = old
-        wide[rows_of] = getattr(rerun, name)
-        setattr(result, name, wide)
-    for name in ("status", "stop_day", "final_cells", "days_to_diagnosis", "trajectory_rows",
-                 "compartment_steps", "mechanism_cells_at_start", "mechanism_arise_day"):
+    for field in dataclasses.fields(BlockResult):
+        name = field.name
+        if name == "replicates":
+            continue
+        if name.startswith("traj_"):
+            old = getattr(result, name)
+            wide = np.zeros((old.shape[0], width), old.dtype)
+            wide[:, : old.shape[1]] = old
+            setattr(result, name, wide)
         getattr(result, name)[rows_of] = getattr(rerun, name)
     return result
 
@@ -168,9 +171,6 @@ def compile_kernels() -> None:
     Every compiled model has the same argument types, so this serves any config;
     it lets a caller show "compiling" apart from progress on the real run.
     """
-    from clonesim.config import config_from_mapping
-    from clonesim.model.compiled import compile_model
-
     tiny = config_from_mapping({
         "name": "compile",
         "time": {"horizon_days": 1.0},
