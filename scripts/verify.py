@@ -299,6 +299,19 @@ def panel_label(ax: plt.Axes, label: str, dx_points: float = -30.0) -> None:
                 va="bottom")
 
 
+def style_ccdf_panel(ax, letter: str, title: str, count: int, parameters: str) -> None:
+    """Log-log axes, labels, a parameter box and the legend of one P(M >= m) panel."""
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_ylim(0.5 / count, 1.0)
+    ax.set_xlabel("pre-existing mutant cells m")
+    ax.set_ylabel("P(M ≥ m)")
+    ax.set_title(title)
+    ax.text(0.97, 0.97, parameters, ha="right", va="top", transform=ax.transAxes, fontsize=7)
+    ax.legend(loc="lower left")
+    panel_label(ax, letter)
+
+
 def save(fig: plt.Figure, path: Path) -> None:
     """Write a 300-dpi PNG, reduced to a 256-colour palette (visually lossless for line art,
     about a third of the size); no metadata, so reruns with the same seed give the same bytes."""
@@ -507,34 +520,17 @@ def section_luria_delbruck(settings: Settings, seed: int, out: Path) -> Section:
              label="exact jump-chain law\n(at each replicate's size)")
     ax1.step(m_a, exact_ccdf_n, ":", where="post", color=BLACK, linewidth=1.1,
              label=f"exact law at N = {target}")
-    ax1.set_xscale("log")
-    ax1.set_yscale("log")
-    ax1.set_ylim(0.5 / count, 1.0)
-    ax1.set_xlabel("pre-existing mutant cells m")
-    ax1.set_ylabel("P(M ≥ m)")
-    ax1.set_title(f"Pure birth to N = {target:,} cells")
-    ax1.text(0.97, 0.97, f"b = {b:g} per day, d = 0\nu = {u:g} per division\n"
-             f"{count:,} replicates", ha="right",
-             va="top", transform=ax1.transAxes, fontsize=7)
-    ax1.legend(loc="lower left")
-    panel_label(ax1, "a")
+    style_ccdf_panel(ax1, "a", f"Pure birth to N = {target:,} cells", count,
+                     f"b = {b:g} per day, d = 0\nu = {u:g} per division\n{count:,} replicates")
 
     m_b = np.arange(1, max(int(engine_d.max()), int(exact_d.max()), 1) + 1)
     ax2.step(m_b, ccdf(engine_d, m_b), where="post", color=ENGINE_COLOUR, linewidth=1.3,
              label=f"engine, dt = {dt:g} day")
     ax2.step(m_b, ccdf(exact_d, m_b), where="post", color=EXACT_COLOUR, linestyle="--",
              linewidth=1.3, label="exact reference engine\n(Gillespie)")
-    ax2.set_xscale("log")
-    ax2.set_yscale("log")
-    ax2.set_ylim(0.5 / count, 1.0)
-    ax2.set_xlabel("pre-existing mutant cells m")
-    ax2.set_ylabel("P(M ≥ m)")
-    ax2.set_title(f"With death to N = {target_d} cells")
-    ax2.text(0.97, 0.97, f"b = {bd:g}, d = {dd:g} per day\nu = {ud:g} per division\n"
-             f"{count:,} replicates each", ha="right",
-             va="top", transform=ax2.transAxes, fontsize=7)
-    ax2.legend(loc="lower left")
-    panel_label(ax2, "b")
+    style_ccdf_panel(ax2, "b", f"With death to N = {target_d} cells", count,
+                     f"b = {bd:g}, d = {dd:g} per day\nu = {ud:g} per division\n"
+                     f"{count:,} replicates each")
     save(fig, out / "luria_delbruck.png")
 
     section = Section(
