@@ -9,9 +9,16 @@ rates per day, times in days, sizes in cells.
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    model_serializer,
+)
 
 
 def _not_bool(value: Any) -> Any:
@@ -41,6 +48,7 @@ RatePerDay = Annotated[Real, Field(ge=0.0), AfterValidator(_finite)]
 Probability = Annotated[Real, Field(ge=0.0, le=1.0)]
 PositiveDays = Annotated[Real, Field(gt=0.0), AfterValidator(_finite)]
 CellCount = Annotated[Real, Field(ge=1.0), AfterValidator(_finite), AfterValidator(_whole)]
+Positive = Annotated[Real, Field(gt=0.0), AfterValidator(_finite)]
 
 
 class Strict(BaseModel):
@@ -91,6 +99,99 @@ class AlterationConfig(Strict):
     )
 
 
+class TargetConfig(Strict):
+    """Hill inhibition of one pathway by one drug: h(c) = Imax x^n / (1 + x^n), x = c / IC50."""
+
+    ic50: Positive  # exposure (standard-regimen units) giving half the maximal inhibition
+    hill: Positive = 1.0
+    max_inhibition: Probability = 1.0
+
+
+class DrugConfig(Strict):
+    """A drug: the pathways it inhibits, its half-life, and any direct killing of a phenotype."""
+
+    targets: dict[str, TargetConfig] = Field(default_factory=dict)
+    # One-compartment elimination; without it the exposure is constant while the drug is given.
+    half_life_days: PositiveDays | None = None
+    # Extra death of a phenotype at the standard exposure 1.0 (e.g. an AXL inhibitor on
+    # persisters), scaled by the Hill curve H(c) = c^n / (IC50^n + c^n) as H(c) / H(1).
+    extra_death_per_day: dict[str, RatePerDay] = Field(default_factory=dict)
+    extra_death_ic50: Positive = 0.1
+    extra_death_hill: Positive = 1.0
+
+
+def _drug_entry(value: Any) -> Any:
+    return {"name": value} if isinstance(value, str) else value
+
+
+class DoseConfig(Strict):
+    """How one drug is given in a phase: ``dose`` (standard doses) every ``every_days``.
+
+    With ``on_days``/``off_days`` the pattern repeats: doses for on_days, then a
+    holiday of off_days. Times count from the start of the phase.
+    """
+
+    name: str
+    dose: Positive = 1.0
+    every_days: PositiveDays = 1.0
+    on_days: PositiveDays | None = None
+    off_days: PositiveDays | None = None
+
+
+TRIGGER_KINDS = ("progression", "day", "after_days", "ctdna_detects", "burden_below",
+                 "burden_above")
+
+
+def _trigger_entry(value: Any) -> Any:
+    """Accept the contract's forms: ``progression`` or a one-key mapping such as ``{day: 70}``."""
+    if isinstance(value, str):
+        if value != "progression":
+            raise ValueError(
+                f"unknown trigger {value!r}; use progression, {{day: D}}, {{after_days: D}}, "
+                "{ctdna_detects: ALTERATION}, {burden_below: X} or {burden_above: X}"
+            )
+        return {"kind": "progression"}
+    if isinstance(value, dict) and set(value) != {"kind", "value"} and set(value) != {"kind"}:
+        if len(value) != 1:
+            raise ValueError(f"a trigger has exactly one key (got {sorted(value)})")
+        (kind, argument), = value.items()
+        if kind not in TRIGGER_KINDS[1:]:
+            raise ValueError(f"unknown trigger {kind!r}; known: {list(TRIGGER_KINDS)}")
+        return {"kind": kind, "value": argument}
+    return value
+
+
+class TriggerConfig(Strict):
+    """What ends a phase (DESIGN §3); written back in the contract's one-key form."""
+
+    kind: Literal["progression", "day", "after_days", "ctdna_detects", "burden_below",
+                  "burden_above"]
+    value: Annotated[float, BeforeValidator(_not_bool)] | str | None = None
+
+    @model_serializer
+    def _contract_form(self) -> Any:
+        return self.kind if self.kind == "progression" else {self.kind: self.value}
+
+
+class PhaseConfig(Strict):
+    drugs: list[Annotated[DoseConfig, BeforeValidator(_drug_entry)]]
+    until: Annotated[TriggerConfig, BeforeValidator(_trigger_entry)] | None = None
+
+
+def _schedule_entry(value: Any) -> Any:
+    return {"phases": value} if isinstance(value, list) else value
+
+
+class ScheduleConfig(Strict):
+    """Phases run in order, each until its trigger; ``repeat`` cycles back to the first."""
+
+    phases: Annotated[list[PhaseConfig], Field(min_length=1)]
+    repeat: bool = False
+    # Progression is judged against the nadir (RECIST) or against the day-0 burden
+    # (the convention of adaptive-therapy studies, where holidays regrow the tumour on purpose).
+    progression_reference: Literal["nadir", "baseline"] = "nadir"
+
+
 class CtdnaConfig(Strict):
     every_days: PositiveDays = 56.0
     detection_limit_vaf: Probability = 0.001
@@ -100,6 +201,8 @@ class EventsConfig(Strict):
     progression_diameter_increase: Annotated[Real, Field(gt=0.0), AfterValidator(_finite)] = 0.2
     partial_response_diameter_decrease: Annotated[Real, Field(gt=0.0, lt=1.0)] = 0.3
     established_cells: CellCount = 1.0e4
+    # RECIST: stable disease needs this long without progression; earlier progression is PD.
+    stable_disease_min_days: Annotated[Real, Field(ge=0.0), AfterValidator(_finite)] = 42.0
     ctdna: CtdnaConfig = Field(default_factory=CtdnaConfig)
 
 
@@ -123,10 +226,11 @@ class Config(Strict):
     driver_pathway: Annotated[str, Field(min_length=1)] = "driver"
     pathways: list[str] = Field(default_factory=list)
     alterations: dict[str, AlterationConfig] = Field(default_factory=dict)
-    # Drugs and schedules are part of the contract; the therapy engine that runs
-    # them is not in this version, so semantics rejects them with a clear line.
-    drugs: dict[str, Any] | None = None
-    schedules: dict[str, Any] | None = None
+    drugs: dict[str, DrugConfig] = Field(default_factory=dict)
+    # No schedules: one schedule, "untreated", with no drugs.
+    schedules: dict[str, Annotated[ScheduleConfig, BeforeValidator(_schedule_entry)]] = Field(
+        default_factory=dict
+    )
     events: EventsConfig = Field(default_factory=EventsConfig)
     engine: EngineConfig = Field(default_factory=EngineConfig)
 

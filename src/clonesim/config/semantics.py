@@ -27,16 +27,6 @@ def check_semantics(config: Config) -> Config:
     founder = phenotypes[0]
     alterations = list(config.alterations)
 
-    if config.drugs:
-        raise ConfigError(
-            "drugs", "drugs are not supported by this version (the therapy engine comes next)"
-        )
-    if config.schedules:
-        raise ConfigError(
-            "schedules",
-            "schedules are not supported by this version; leave them out to run 'untreated'",
-        )
-
     _check_names(phenotypes, alterations, config.pathways)
     if len(alterations) > MAX_ALTERATIONS:
         raise ConfigError(
@@ -55,13 +45,17 @@ def check_semantics(config: Config) -> Config:
                 f"unknown pathway {alteration.adds_pathway!r}; known: {pathways}",
             )
         for drug in alteration.ic50_fold:
-            raise ConfigError(
-                f"alterations.{name}.ic50_fold.{drug}", f"unknown drug {drug!r} (no drugs defined)"
-            )
+            if drug not in config.drugs:
+                raise ConfigError(
+                    f"alterations.{name}.ic50_fold.{drug}",
+                    f"unknown drug {drug!r}; known: {list(config.drugs)}",
+                )
 
     _check_switching(config, phenotypes)
     _check_tumor(config, phenotypes, alterations, founder)
     _check_rates(config)
+    _check_drugs(config, phenotypes, pathways)
+    _check_schedules(config, alterations)
     return config
 
 
@@ -197,4 +191,157 @@ def _check_rates(config: Config) -> None:
                 f"phenotypes.{name}.mutation_rate_multiplier",
                 f"{phenotype.mutation_rate_multiplier:g} makes the mutation probability per "
                 f"division {per_division:g} > 1",
+            )
+
+
+def _check_drugs(config: Config, phenotypes: list[str], pathways: list[str]) -> None:
+    for name, drug in config.drugs.items():
+        key = f"drugs.{name}"
+        if not NAME_PATTERN.fullmatch(name):
+            raise ConfigError(
+                key, f"{name!r} is not a valid name: use letters, digits, '_' and '-', "
+                "starting with a letter",
+            )
+        for pathway in drug.targets:
+            if pathway not in pathways:
+                raise ConfigError(
+                    f"{key}.targets.{pathway}", f"unknown pathway {pathway!r}; known: {pathways}"
+                )
+        for phenotype in drug.extra_death_per_day:
+            if phenotype not in phenotypes:
+                raise ConfigError(
+                    f"{key}.extra_death_per_day.{phenotype}",
+                    f"unknown phenotype {phenotype!r}; known: {phenotypes}",
+                )
+        if not drug.targets and not any(drug.extra_death_per_day.values()):
+            raise ConfigError(key, "the drug has no effect: give targets or extra_death_per_day")
+
+
+def _can_ever_carry(config: Config, alteration: str) -> bool:
+    return (config.alterations[alteration].mutation_rate_per_division > 0.0
+            or config.tumor.initial_fractions.get(alteration, 0.0) > 0.0)
+
+
+def _check_schedules(config: Config, alterations: list[str]) -> None:
+    """Drugs and alterations must exist, and every trigger must be able to fire."""
+    horizon = config.time.horizon_days
+    start = config.tumor.initial_cells or config.tumor.grow_from_single_cell_to or 1.0
+    ceiling = min(config.tumor.lethal_cells, config.tumor.carrying_capacity_cells or math.inf)
+    for name, schedule in config.schedules.items():
+        if not NAME_PATTERN.fullmatch(name):
+            raise ConfigError(
+                f"schedules.{name}", f"{name!r} is not a valid name: use letters, digits, '_' "
+                "and '-', starting with a letter",
+            )
+        last_day = 0.0
+        count = len(schedule.phases)
+        for index, phase in enumerate(schedule.phases):
+            where = f"schedules.{name}, phase {index + 1}"
+            seen: set[str] = set()
+            for dose in phase.drugs:
+                if dose.name not in config.drugs:
+                    raise ConfigError(
+                        where, f"unknown drug {dose.name!r}; known: {list(config.drugs)}"
+                    )
+                if dose.name in seen:
+                    raise ConfigError(where, f"drug {dose.name!r} is listed twice")
+                seen.add(dose.name)
+                if (dose.on_days is None) != (dose.off_days is None):
+                    raise ConfigError(where, f"drug {dose.name!r}: give both on_days and off_days")
+                if dose.on_days is not None and dose.on_days < dose.every_days:
+                    raise ConfigError(
+                        where, f"drug {dose.name!r}: on_days {dose.on_days:g} is shorter than "
+                        f"every_days {dose.every_days:g}, so no dose is ever given",
+                    )
+            trigger = phase.until
+            last = index == count - 1
+            if trigger is None:
+                if schedule.repeat:
+                    raise ConfigError(
+                        where, "a repeating schedule cycles through its phases, so every phase "
+                        "needs an 'until' trigger (a cycle with no trigger never moves on)",
+                    )
+                if not last:
+                    raise ConfigError(
+                        where, "only the last phase may have no 'until' trigger; the phases "
+                        "after this one could never start",
+                    )
+                continue
+            if last and not schedule.repeat:
+                raise ConfigError(
+                    where, f"the last phase has a trigger ({_describe(trigger)}) but nothing "
+                    "follows it: add a phase (e.g. {drugs: []}) or set repeat: true",
+                )
+            _check_trigger(config, where, trigger, schedule.repeat, last_day, horizon, start,
+                           ceiling, alterations)
+            if trigger.kind == "day":
+                last_day = float(trigger.value)
+
+
+def _describe(trigger) -> str:
+    return trigger.kind if trigger.kind == "progression" else f"{trigger.kind}: {trigger.value}"
+
+
+def _check_trigger(config: Config, where: str, trigger, repeat: bool, last_day: float,
+                   horizon: float, start: float, ceiling: float, alterations: list[str]) -> None:
+    kind, value = trigger.kind, trigger.value
+    if kind == "progression":
+        return
+    if kind == "ctdna_detects":
+        if not isinstance(value, str):
+            raise ConfigError(where, f"ctdna_detects needs an alteration name (got {value!r})")
+        if value not in alterations:
+            what = "a phenotype; ctDNA sees only alterations" if value in config.phenotypes \
+                else "not an alteration"
+            raise ConfigError(
+                where, f"ctdna_detects {value!r}: {what}; known alterations: {alterations}"
+            )
+        if not _can_ever_carry(config, value):
+            raise ConfigError(
+                where, f"ctdna_detects {value!r} can never fire: the alteration has mutation "
+                "rate 0 and no initial fraction",
+            )
+        return
+    if isinstance(value, str) or value is None:
+        raise ConfigError(where, f"{kind} needs a number (got {value!r})")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ConfigError(where, f"{kind} must be finite (got {value!r})")
+    if kind == "day":
+        if value <= 0.0:
+            raise ConfigError(where, f"day {value:g} can never fire: it must be after day 0")
+        if value >= horizon:
+            raise ConfigError(
+                where, f"day {value:g} can never fire: it is not before horizon_days {horizon:g}"
+            )
+        if repeat:
+            raise ConfigError(
+                where, "a day trigger fires once, so it cannot be part of a repeating "
+                "schedule; use after_days (days since the phase started)",
+            )
+        if value <= last_day:
+            raise ConfigError(
+                where, f"day {value:g} can never end this phase: an earlier phase only ends "
+                f"on day {last_day:g}",
+            )
+    elif kind == "after_days":
+        if value <= 0.0:
+            raise ConfigError(where, f"after_days must be positive (got {value:g})")
+        if value >= horizon:
+            raise ConfigError(
+                where, f"after_days {value:g} can never fire: it is not shorter than "
+                f"horizon_days {horizon:g}",
+            )
+    elif kind == "burden_below":
+        if value <= 0.0:
+            raise ConfigError(
+                where, f"burden_below {value:g} can never fire: a burden is never below 0"
+            )
+    elif kind == "burden_above":
+        if value < 0.0:
+            raise ConfigError(where, f"burden_above must not be negative (got {value:g})")
+        if value * start >= ceiling:
+            raise ConfigError(
+                where, f"burden_above {value:g} can never fire: {value:g} x the day-0 burden "
+                f"{start:g} is not below the lethal size or carrying capacity {ceiling:g}",
             )
