@@ -16,7 +16,7 @@ from numba import njit
 
 
 @njit(cache=True)
-def _decay_integral(k, duration):
+def decay_integral(k, duration):
     """Integral of exp(-k s) for s in [0, duration] (= duration when k -> 0)."""
     if k * duration < 1e-12:
         return duration
@@ -37,12 +37,12 @@ def exposure_over_step(concentration_start, elimination_per_day, step_days, dose
         c1   = c0 e^{-k dt} + sum_i k D_i e^{-k (dt - t_i)}.
     """
     k = elimination_per_day
-    total = concentration_start * _decay_integral(k, step_days)
+    total = concentration_start * decay_integral(k, step_days)
     end = concentration_start * math.exp(-k * step_days)
     for i in range(num_doses):
         remaining = step_days - dose_offsets_days[i]
         jump = k * dose_amounts[i]
-        total += jump * _decay_integral(k, remaining)
+        total += jump * decay_integral(k, remaining)
         end += jump * math.exp(-k * remaining)
     return total / step_days, end
 
