@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 import clonesim
 from clonesim.cli import app
 
-TABLES = ("patients", "emergence", "trajectories")
+TABLES = ("patients", "emergence", "trajectories", "phase_changes")
 USER_ERROR = 2
 ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]")
 

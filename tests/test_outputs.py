@@ -24,7 +24,7 @@ from clonesim.api import read_run_info
 from clonesim.config.errors import ClonesimError
 from clonesim.io import run_dir as rundir
 
-TABLES = ("patients", "emergence", "trajectories")
+TABLES = ("patients", "emergence", "trajectories", "phase_changes")
 
 MINIMAL: dict[str, Any] = {
     "name": "x",
@@ -33,17 +33,24 @@ MINIMAL: dict[str, Any] = {
     "phenotypes": {"sensitive": {"birth_rate_per_day": 1.0, "death_rate_per_day": 0.5}},
 }
 
-# Columns of the contract implemented so far, with the kind of dtype each must have.
-LABEL, INTEGER, DAYS, FLAG = "label", "integer", "days", "flag"
+# Columns of the contract (DESIGN §9), with the kind of dtype each must have.
+LABEL, INTEGER, DAYS, FLAG, SHARE = "label", "integer", "days", "flag", "share"
 COLUMNS = {
     "patients": {
         "schedule": LABEL, "replicate": INTEGER, "seed": INTEGER, "days_to_diagnosis": DAYS,
-        "extinct": FLAG, "extinction_day": DAYS, "died": FLAG, "death_day": DAYS,
-        "final_cells": INTEGER,
+        "progressed": FLAG, "ttp_days": DAYS, "best_response": LABEL, "nadir_cells": INTEGER,
+        "nadir_day": DAYS, "extinct": FLAG, "extinction_day": DAYS, "died": FLAG,
+        "death_day": DAYS, "final_cells": INTEGER, "mechanism_at_progression": LABEL,
+        "mechanism_share_at_progression": SHARE,
     },
     "emergence": {
         "schedule": LABEL, "replicate": INTEGER, "mechanism": LABEL, "cells_at_start": INTEGER,
-        "arise_day": DAYS,
+        "arise_day": DAYS, "established_day": DAYS, "dominant_day": DAYS,
+        "ctdna_detect_day": DAYS,
+    },
+    "phase_changes": {
+        "schedule": LABEL, "replicate": INTEGER, "day": DAYS, "phase": INTEGER,
+        "drugs": LABEL, "reason": LABEL,
     },
     "trajectories": {
         "schedule": LABEL, "replicate": INTEGER, "day": DAYS, "genotype": LABEL,
@@ -100,7 +107,7 @@ def assert_dtype(kind: str, dtype: pl.DataType, column: str) -> None:
         assert isinstance(dtype, pl.Enum | pl.Categorical) or dtype == pl.String, (column, dtype)
     elif kind == INTEGER:
         assert dtype.is_integer(), (column, dtype)
-    elif kind == DAYS:
+    elif kind in (DAYS, SHARE):
         assert dtype.is_float(), (column, dtype)
     else:
         assert dtype == pl.Boolean, (column, dtype)

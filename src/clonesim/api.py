@@ -21,7 +21,7 @@ from clonesim.config import Config, as_config
 from clonesim.config.errors import ClonesimError
 from clonesim.engine import runner
 from clonesim.io import run_dir as rundir
-from clonesim.io.tables import TABLE_NAMES, UNTREATED, block_tables
+from clonesim.io.tables import TABLE_NAMES, block_tables
 from clonesim.model.compiled import CompiledModel, compile_model
 from clonesim.progress import label, replicate_progress
 
@@ -35,6 +35,7 @@ class SimulationResult:
     patients: pl.DataFrame
     emergence: pl.DataFrame
     trajectories: pl.DataFrame
+    phase_changes: pl.DataFrame
     info: dict[str, Any] = field(default_factory=dict)
 
     def write(self, out: str | Path, overwrite: bool = False) -> Path:
@@ -43,15 +44,18 @@ class SimulationResult:
         provenance = _provenance_for_parquet(self.info)
         with rundir.staged_run_dir(out, overwrite) as staging:
             for table in TABLE_NAMES:
-                frame: pl.DataFrame = getattr(self, table)
-                parts = frame.partition_by("schedule", as_dict=True)
-                if not parts:  # an empty table (e.g. no mechanisms) still gets its (empty) part
-                    parts = {(schedule,): frame for schedule in self.info.get("schedules", [UNTREATED])}
-                for (schedule,), part in parts.items():
-                    path = rundir.part_path(staging, table, str(schedule), 0)
-                    rundir.write_parquet(part, path, provenance)
+                _write_partitioned(staging, table, getattr(self, table), 0, provenance)
             rundir.write_run_json(staging, self.info)
         return out
+
+
+def _write_partitioned(run_dir: Path, table: str, frame: pl.DataFrame, part: int,
+                       provenance: Mapping[str, Any]) -> None:
+    """One Parquet file per schedule, including empty ones (every schedule has every table)."""
+    schedules = frame.schema["schedule"].categories.to_list()
+    for schedule in schedules:
+        piece = frame.filter(pl.col("schedule") == schedule)
+        rundir.write_parquet(piece, rundir.part_path(run_dir, table, schedule, part), provenance)
 
 
 def _resolve(config_or_path: ConfigLike, replicates: int | None, seed: int | None
@@ -77,14 +81,18 @@ def _run_info(config: Config, model: CompiledModel, seed: int, replicates: int) 
         "config": resolved,
         "seed": seed,
         "replicates": replicates,
-        "schedules": [UNTREATED],
+        "schedules": list(model.schedule_names),
+        "drugs": list(model.drug_names),
+        "mechanisms": list(model.mechanism_names),
         "engine": {
             "method": "exact linear birth-death per step (binomial + negative binomial); "
                       "mutation and switching drawn from integrated rates",
             "dt_days": model.dt_days,
             "num_steps": model.num_steps,
             "bit_generator": "PCG64",
-            "stream": "SeedSequence(seed, spawn_key=(point, replicate)), point=0",
+            "stream": "day 0: SeedSequence(seed, spawn_key=(point, replicate)); "
+                      "therapy (every schedule): SeedSequence(seed, spawn_key=(point, replicate, 1)); "
+                      "point=0",
             "block_replicates": model.block_replicates,
         },
         "versions": {
@@ -178,8 +186,7 @@ def run_to_directory(config_or_path: ConfigLike, out: str | Path, replicates: in
         for part, block in enumerate(blocks):
             work += int(block.compartment_steps.sum())
             for name, frame in block_tables(model, block, run_seed).items():
-                path = rundir.part_path(staging, name, UNTREATED, part)
-                rundir.write_parquet(frame, path, provenance)
+                _write_partitioned(staging, name, frame, part, provenance)
         info["timings"] = _timings("simulate_and_write_seconds", started, work)
         rundir.write_run_json(staging, info)
     return out

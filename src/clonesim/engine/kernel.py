@@ -26,11 +26,22 @@ Kernels take arrays and a Generator only: no config, no I/O.
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit, prange
 
 from clonesim.engine.birth_death import birth_death_step, integrated_cells
+from clonesim.model.compiled import (
+    TRIGGER_AFTER_DAYS,
+    TRIGGER_BURDEN_ABOVE,
+    TRIGGER_BURDEN_BELOW,
+    TRIGGER_CTDNA,
+    TRIGGER_DAY,
+    TRIGGER_PROGRESSION,
+)
+from clonesim.model.pharmacodynamics import genotype_signal
+from clonesim.therapy.dosing import drug_exposure_over_step, next_pattern_boundary
 
 # Replicate outcome codes (``status``); errors are >= STATUS_FIRST_ERROR.
 STATUS_ALIVE = 0
@@ -48,32 +59,181 @@ MAX_INDIVIDUAL_ARRIVALS = 16
 MIN_PREGROWTH_STEP_FRACTION = 1e-3
 
 
-@njit(cache=True)
-def compartment_rates(model, genotype, phenotype, signal, logistic_factor):
-    """Per-cell rates of one compartment under signal s (DESIGN §1.2-1.4), per day.
+# ---------------------------------------------------------------------------------------------
+# Rates under drug, cached per genotype
+# ---------------------------------------------------------------------------------------------
 
-    Returns (b, d, U) with
-    b = b_p (1 - phi_p (1 - s)) * max(0, 1 - N/K),  d = d_p + k_p (1 - s),
-    U = m_p * sum_{a not in g} u_a (mutation probability per division).
-    Switching has its own sub-step (see switching_transition).
+class Workspace(NamedTuple):
+    """Scratch and state arrays of one replicate (allocated once, reused by every schedule).
+
+    The genotype cache maps a genotype to its signal s_g, its summed mutation rate
+    per division over the alterations it lacks, and its switching transition
+    matrix over half a step; an entry is current when its epoch equals
+    ``state[EPOCH]``, which moves on whenever exposures or the step length change.
     """
-    lack_signal = 1.0 - signal
-    birth = (
-        model.phenotype_birth_rate_per_day[phenotype]
-        * (1.0 - model.phenotype_cytostatic_share[phenotype] * lack_signal)
-        * logistic_factor
+
+    geno: np.ndarray  # (C,) int64 genotype bit masks
+    pheno: np.ndarray  # (C,) int64 phenotype indices
+    cells: np.ndarray  # (C,) int64
+    written: np.ndarray  # (C,) int8: 1 when the last trajectory row of c had cells > 0
+    arrivals_geno: np.ndarray
+    arrivals_pheno: np.ndarray
+    arrivals_cells: np.ndarray
+    scratch_weights: np.ndarray
+    scratch_counts: np.ndarray
+    cache_key: np.ndarray  # (H,) int64 genotype, -1 = empty
+    cache_epoch: np.ndarray  # (H,) int64
+    cache_signal: np.ndarray  # (H,) s_g
+    cache_lacking_rate: np.ndarray  # (H,) sum of u_a over alterations g lacks
+    cache_transition: np.ndarray  # (H, P, P) expm(Q(s_g) h)
+    exposure: np.ndarray  # (D,) mean exposure of the current step
+    concentration: np.ndarray  # (D,) PK concentration at the current time
+    extra_death: np.ndarray  # (P,) drug-induced extra death per phenotype this step (per day)
+    expm_scratch: np.ndarray  # (3, P, P)
+    mechanism_cells: np.ndarray  # (M,) int64 cells carrying each mechanism
+    state: np.ndarray  # (2,) float64: [EPOCH, HALF_STEP]
+
+
+EPOCH = 0
+HALF_STEP = 1
+
+
+@njit(cache=True)
+def make_workspace(model, max_compartments):
+    """Allocate the arrays of one replicate."""
+    num_alterations = model.alteration_mutation_rate_per_division.shape[0]
+    num_phenotypes = model.phenotype_birth_rate_per_day.shape[0]
+    num_drugs = model.drug_elimination_per_day.shape[0]
+    arrival_capacity = max_compartments * (num_alterations + num_phenotypes)
+    size = 16
+    while size < 2 * max_compartments:
+        size *= 2
+    width = max(num_alterations, num_phenotypes)
+    return Workspace(
+        np.zeros(max_compartments, np.int64), np.zeros(max_compartments, np.int64),
+        np.zeros(max_compartments, np.int64), np.zeros(max_compartments, np.int8),
+        np.zeros(arrival_capacity, np.int64), np.zeros(arrival_capacity, np.int64),
+        np.zeros(arrival_capacity, np.int64),
+        np.zeros(width), np.zeros(width, np.int64),
+        np.full(size, -1, np.int64), np.zeros(size, np.int64), np.zeros(size), np.zeros(size),
+        np.zeros((size, num_phenotypes, num_phenotypes)),
+        np.zeros(num_drugs), np.zeros(num_drugs), np.zeros(num_phenotypes),
+        np.zeros((3, num_phenotypes, num_phenotypes)),
+        np.zeros(num_alterations + num_phenotypes - 1, np.int64),
+        np.zeros(2),
     )
-    death = (
-        model.phenotype_death_rate_per_day[phenotype]
-        + model.phenotype_drug_kill_rate_per_day[phenotype] * lack_signal
-    )
-    mutation = 0.0
-    rates = model.alteration_mutation_rate_per_division
-    for a in range(rates.shape[0]):
-        if not (genotype >> a) & 1:
-            mutation += rates[a]
-    mutation *= model.phenotype_mutation_rate_multiplier[phenotype]
-    return birth, death, mutation
+
+
+@njit(cache=True)
+def set_exposure(model, ws, exposure, step_days):
+    """Make ``exposure`` (D,) and the step length current; bumps the cache epoch if either changed.
+
+    Also sets the drug-induced extra death per phenotype,
+    sum_d extra_{d,p} H_d(c_d) / H_d(1), H(c) = c^n / (IC50^n + c^n).
+    """
+    changed = ws.state[HALF_STEP] != 0.5 * step_days
+    for d in range(exposure.shape[0]):
+        if ws.exposure[d] != exposure[d]:
+            changed = True
+            ws.exposure[d] = exposure[d]
+    if not changed:
+        return
+    ws.state[EPOCH] += 1.0
+    ws.state[HALF_STEP] = 0.5 * step_days
+    ws.extra_death[:] = 0.0
+    for d in range(ws.exposure.shape[0]):
+        c = ws.exposure[d]
+        if c <= 0.0:
+            continue
+        ic50 = model.drug_extra_death_ic50[d]
+        n = model.drug_extra_death_hill[d]
+        at_standard = 1.0 / (ic50**n + 1.0)
+        effect = c**n / (ic50**n + c**n) / at_standard
+        for p in range(ws.extra_death.shape[0]):
+            ws.extra_death[p] += model.drug_extra_death_per_day[d, p] * effect
+
+
+@njit(cache=True)
+def _two_state_transition(rate_out_0, rate_out_1, h, out):
+    """Exact P(h) of a two-state chain with rates 0->1 = a, 1->0 = c (per day)."""
+    total = rate_out_0 + rate_out_1
+    if total <= 0.0:
+        out[0, 0], out[0, 1], out[1, 0], out[1, 1] = 1.0, 0.0, 0.0, 1.0
+        return
+    moved = -math.expm1(-total * h) / total
+    out[0, 1] = rate_out_0 * moved
+    out[0, 0] = 1.0 - out[0, 1]
+    out[1, 0] = rate_out_1 * moved
+    out[1, 1] = 1.0 - out[1, 0]
+
+
+@njit(cache=True)
+def _matmul(left, right, out):
+    """out = left @ right for small square matrices (numba's @ would need SciPy's BLAS)."""
+    size = left.shape[0]
+    for i in range(size):
+        for j in range(size):
+            total = 0.0
+            for k in range(size):
+                total += left[i, k] * right[k, j]
+            out[i, j] = total
+
+
+@njit(cache=True)
+def _expm_transition(model, signal, duration_days, out, generator, term, scratch):
+    """P = expm(Q h) by scaling and squaring with a 16-term Taylor series (any P)."""
+    size = out.shape[0]
+    generator[:, :] = 0.0
+    for p in range(size):
+        for q in range(size):
+            if q != p:
+                rate = switch_rate(model, p, q, signal) * duration_days
+                generator[p, q] = rate
+                generator[p, p] -= rate
+    norm = 0.0
+    for p in range(size):
+        norm = max(norm, -2.0 * generator[p, p])
+    squarings = 0
+    while norm > 0.5:
+        norm *= 0.5
+        squarings += 1
+    generator /= 2.0**squarings
+    term[:, :] = 0.0
+    out[:, :] = 0.0
+    for p in range(size):
+        term[p, p] = 1.0
+        out[p, p] = 1.0
+    for k in range(1, 17):
+        _matmul(term, generator, scratch)
+        term[:, :] = scratch / k
+        out += term
+    for _ in range(squarings):
+        _matmul(out, out, scratch)
+        out[:, :] = scratch
+    for p in range(size):  # clip rounding so every row is a probability vector
+        total = 0.0
+        for q in range(size):
+            out[p, q] = min(max(out[p, q], 0.0), 1.0)
+            total += out[p, q]
+        for q in range(size):
+            out[p, q] /= total
+
+
+@njit(cache=True)
+def switching_transition(model, signal, duration_days, out):
+    """P = expm(Q h): one cell's phenotype transition probabilities under switching alone.
+
+    Q[p, q] = sigma_pq(s) for q != p and Q[p, p] = -sum_q sigma_pq(s) (per day);
+    ``out[p, q]`` = P(a cell in p is in q after h days). Two phenotypes use the
+    closed form; more use scaling and squaring (accurate to rounding here).
+    """
+    size = out.shape[0]
+    if size == 2:
+        _two_state_transition(switch_rate(model, 0, 1, signal), switch_rate(model, 1, 0, signal),
+                              duration_days, out)
+        return
+    scratch = np.empty((3, size, size))
+    _expm_transition(model, signal, duration_days, out, scratch[0], scratch[1], scratch[2])
 
 
 @njit(cache=True)
@@ -85,6 +245,80 @@ def switch_rate(model, from_phenotype, to_phenotype, signal):
     return base + model.switch_drug_induced_rate_per_day[from_phenotype, to_phenotype] * (
         1.0 - signal
     )
+
+
+@njit(cache=True)
+def _fill_entry(model, ws, slot, genotype):
+    signal = genotype_signal(
+        genotype, ws.exposure, model.driver_pathway_mask, model.alteration_pathway_mask,
+        model.alteration_ic50_fold, model.drug_target_ic50, model.drug_target_hill,
+        model.drug_target_max_inhibition,
+    )
+    lacking = 0.0
+    rates = model.alteration_mutation_rate_per_division
+    for a in range(rates.shape[0]):
+        if not (genotype >> a) & 1:
+            lacking += rates[a]
+    ws.cache_key[slot] = genotype
+    ws.cache_epoch[slot] = np.int64(ws.state[EPOCH])
+    ws.cache_signal[slot] = signal
+    ws.cache_lacking_rate[slot] = lacking
+    if model.has_switching:
+        out = ws.cache_transition[slot]
+        h = ws.state[HALF_STEP]
+        if out.shape[0] == 2:
+            _two_state_transition(switch_rate(model, 0, 1, signal),
+                                  switch_rate(model, 1, 0, signal), h, out)
+        else:
+            _expm_transition(model, signal, h, out, ws.expm_scratch[0], ws.expm_scratch[1],
+                             ws.expm_scratch[2])
+
+
+@njit(cache=True)
+def genotype_slot(model, ws, genotype):
+    """Cache slot holding genotype g's current signal, mutation rate and transition matrix.
+
+    Open addressing with linear probing; a full table is cleared (rare: it holds
+    at least twice as many genotypes as a replicate may have compartments).
+    """
+    mask = ws.cache_key.shape[0] - 1
+    slot = (genotype ^ (genotype >> 11) ^ (genotype >> 23)) & mask
+    epoch = np.int64(ws.state[EPOCH])
+    for _ in range(mask + 1):
+        key = ws.cache_key[slot]
+        if key == genotype:
+            if ws.cache_epoch[slot] != epoch:
+                _fill_entry(model, ws, slot, genotype)
+            return slot
+        if key == -1:
+            _fill_entry(model, ws, slot, genotype)
+            return slot
+        slot = (slot + 1) & mask
+    ws.cache_key[:] = -1
+    _fill_entry(model, ws, slot, genotype)
+    return slot
+
+
+@njit(cache=True)
+def slot_rates(model, ws, slot, phenotype, logistic_factor):
+    """Per-cell rates (b, d, U) of phenotype p in the genotype at ``slot`` (DESIGN §1.2-1.4).
+
+    b = b_p (1 - phi_p (1 - s_g)) max(0, 1 - N/K), d = d_p + k_p (1 - s_g) + extra_p,
+    U = m_p sum_{a not in g} u_a (the mutation probability per division), per day.
+    """
+    lack_signal = 1.0 - ws.cache_signal[slot]
+    birth = (
+        model.phenotype_birth_rate_per_day[phenotype]
+        * (1.0 - model.phenotype_cytostatic_share[phenotype] * lack_signal)
+        * logistic_factor
+    )
+    death = (
+        model.phenotype_death_rate_per_day[phenotype]
+        + model.phenotype_drug_kill_rate_per_day[phenotype] * lack_signal
+        + ws.extra_death[phenotype]
+    )
+    mutation = ws.cache_lacking_rate[slot] * model.phenotype_mutation_rate_multiplier[phenotype]
+    return birth, death, mutation
 
 
 @njit(cache=True)
@@ -161,7 +395,7 @@ def _birth_time(growth_rate, dt_days, u):
 
 
 @njit(cache=True)
-def _grow_new_cells(rng, model, genotype, phenotype, signal, logistic, born, parent_start,
+def _grow_new_cells(rng, model, ws, genotype, phenotype, logistic, born, parent_start,
                     parent_end, dt_days):
     """Advance ``born`` cells created inside a step to the step's end.
 
@@ -174,7 +408,8 @@ def _grow_new_cells(rng, model, genotype, phenotype, signal, logistic, born, par
     growth = 0.0
     if parent_start > 0 and parent_end > 0:
         growth = math.log(parent_end / parent_start) / dt_days
-    birth, death, mutation = compartment_rates(model, genotype, phenotype, signal, logistic)
+    birth, death, mutation = slot_rates(model, ws, genotype_slot(model, ws, genotype), phenotype,
+                                        logistic)
     birth *= 1.0 - mutation
     if born <= MAX_INDIVIDUAL_ARRIVALS:
         cells = np.int64(0)
@@ -200,94 +435,40 @@ def _total(cells, num_active):
 
 
 @njit(cache=True)
-def _apply_arrivals(geno, pheno, cells, written, num_active, num_arrivals, arrivals_geno,
-                    arrivals_pheno, arrivals_cells, num_alterations, day, arise_day):
+def _apply_arrivals(ws, num_active, num_arrivals, num_alterations, day, arise_day):
     """Add arriving cells to their compartments (created as needed); -1 when full."""
     for i in range(num_arrivals):
         c, num_active = _find_or_add(
-            arrivals_geno[i], arrivals_pheno[i], geno, pheno, cells, written, num_active
+            ws.arrivals_geno[i], ws.arrivals_pheno[i], ws.geno, ws.pheno, ws.cells, ws.written,
+            num_active,
         )
         if c < 0:
             return -1
-        cells[c] += arrivals_cells[i]
-        if arrivals_cells[i] > 0:
-            _mark_arisal(geno[c], pheno[c], num_alterations, day, arise_day)
+        ws.cells[c] += ws.arrivals_cells[i]
+        if ws.arrivals_cells[i] > 0:
+            _mark_arisal(ws.geno[c], ws.pheno[c], num_alterations, day, arise_day)
     return num_active
 
 
 @njit(cache=True)
-def _matmul(left, right, out):
-    """out = left @ right for small square matrices (numba's @ would need SciPy's BLAS)."""
-    size = left.shape[0]
-    for i in range(size):
-        for j in range(size):
-            total = 0.0
-            for k in range(size):
-                total += left[i, k] * right[k, j]
-            out[i, j] = total
+def _switch(rng, model, ws, num_active, num_alterations, day, arise_day):
+    """Phenotype switching alone over half a step: whole cells move, none are made or lost.
 
-
-@njit(cache=True)
-def switching_transition(model, signal, duration_days, out):
-    """P = expm(Q h): one cell's phenotype transition probabilities under switching alone.
-
-    Q[p, q] = sigma_pq(s) for q != p and Q[p, p] = -sum_q sigma_pq(s) (per day);
-    ``out[p, q]`` = P(a cell in p is in q after h days). Scaling and squaring
-    with a 16-term Taylor series: accurate to rounding for these small matrices.
+    The n cells of (g, p) are spread over phenotypes by Multinomial(n, P_g[p, :]),
+    P_g = expm(Q(s_g) h) from the genotype cache, drawn as conditional binomials
+    (written out here rather than with multinomial_split: this is the hottest
+    loop, and the inline form measured 20 % faster). Exact for pure switching.
+    Returns the new number of compartments.
     """
-    size = out.shape[0]
-    generator = np.zeros((size, size))
-    for p in range(size):
-        for q in range(size):
-            if q != p:
-                rate = switch_rate(model, p, q, signal) * duration_days
-                generator[p, q] = rate
-                generator[p, p] -= rate
-    norm = 0.0
-    for p in range(size):
-        norm = max(norm, -2.0 * generator[p, p])
-    squarings = 0
-    while norm > 0.5:
-        norm *= 0.5
-        squarings += 1
-    generator /= 2.0**squarings
-    term = np.eye(size)
-    scratch = np.empty((size, size))
-    out[:, :] = np.eye(size)
-    for k in range(1, 17):
-        _matmul(term, generator, scratch)
-        term[:, :] = scratch / k
-        out += term
-    for _ in range(squarings):
-        _matmul(out, out, scratch)
-        out[:, :] = scratch
-    for p in range(size):  # clip rounding so every row is a probability vector
-        total = 0.0
-        for q in range(size):
-            out[p, q] = min(max(out[p, q], 0.0), 1.0)
-            total += out[p, q]
-        for q in range(size):
-            out[p, q] /= total
-
-
-@njit(cache=True)
-def _switch(rng, geno, pheno, cells, written, num_active, transition, num_alterations, day,
-            arrivals_geno, arrivals_pheno, arrivals_cells, arise_day):
-    """Phenotype switching alone over a sub-step: whole cells move, none are made or lost.
-
-    The n cells of (g, p) are spread over phenotypes by Multinomial(n, P[p, :]),
-    P = ``transition`` (see switching_transition), drawn as conditional
-    binomials (written out here rather than with multinomial_split: this is the
-    hottest loop, and the inline form measured 20 % faster). Exact for pure
-    switching. Returns the new number of compartments.
-    """
-    num_phenotypes = transition.shape[0]
+    geno, pheno, cells = ws.geno, ws.pheno, ws.cells
+    num_phenotypes = ws.extra_death.shape[0]
     num_arrivals = 0
     for c in range(num_active):
         n = cells[c]
         if n == 0:
             continue
         p = pheno[c]
+        transition = ws.cache_transition[genotype_slot(model, ws, geno[c])]
         leave_probability = 1.0 - transition[p, p]
         if leave_probability <= 0.0:
             continue
@@ -307,43 +488,38 @@ def _switch(rng, geno, pheno, cells, written, num_active, transition, num_altera
                 else:
                     k = rng.binomial(leaving, min(1.0, share / remaining))
                 if k > 0:
-                    arrivals_geno[num_arrivals] = geno[c]
-                    arrivals_pheno[num_arrivals] = q
-                    arrivals_cells[num_arrivals] = k
+                    ws.arrivals_geno[num_arrivals] = geno[c]
+                    ws.arrivals_pheno[num_arrivals] = q
+                    ws.arrivals_cells[num_arrivals] = k
                     num_arrivals += 1
                 leaving -= k
                 remaining -= share
             q += 1
-    return _apply_arrivals(geno, pheno, cells, written, num_active, num_arrivals, arrivals_geno,
-                           arrivals_pheno, arrivals_cells, num_alterations, day, arise_day)
+    return _apply_arrivals(ws, num_active, num_arrivals, num_alterations, day, arise_day)
 
 
 @njit(cache=True)
-def _advance(rng, model, geno, pheno, cells, written, num_active, dt_days, day_end,
-             signal, transition, arrivals_geno, arrivals_pheno, arrivals_cells, arise_day,
-             scratch_weights, scratch_counts):
+def _advance(rng, model, ws, num_active, dt_days, day_end, arise_day):
     """Advance every compartment by one step; returns (num_active, total_cells) or (-1, 0).
 
     Strang splitting: switching for dt/2, then the exact birth-death step with
     mutation for dt, then switching for dt/2 (second order in dt for the mean).
     Rates, including the logistic factor, are taken at the start of the step;
-    ``transition`` is switching_transition(model, signal, dt/2) (kept by the
-    caller, so it is computed only when dt or the signal changes).
+    the exposures and ``dt_days`` must have been made current with set_exposure.
     """
+    geno, pheno, cells = ws.geno, ws.pheno, ws.cells
     day_start = day_end - dt_days
     num_alterations = model.alteration_mutation_rate_per_division.shape[0]
     logistic = 1.0
     if model.carrying_capacity_cells < math.inf:
         logistic = max(0.0, 1.0 - _total(cells, num_active) / model.carrying_capacity_cells)
     if model.has_switching:
-        num_active = _switch(rng, geno, pheno, cells, written, num_active, transition,
-                             num_alterations, day_start, arrivals_geno, arrivals_pheno,
-                             arrivals_cells, arise_day)
+        num_active = _switch(rng, model, ws, num_active, num_alterations, day_start, arise_day)
         if num_active < 0:
             return -1, np.int64(0)
 
-    weights = scratch_weights[:num_alterations]
-    counts = scratch_counts[:num_alterations]
+    weights = ws.scratch_weights[:num_alterations]
+    counts = ws.scratch_counts[:num_alterations]
     num_arrivals = 0
     for c in range(num_active):
         start = cells[c]
@@ -351,45 +527,44 @@ def _advance(rng, model, geno, pheno, cells, written, num_active, dt_days, day_e
             continue
         g = geno[c]
         p = pheno[c]
-        birth, death, mutation = compartment_rates(model, g, p, signal, logistic)
+        birth, death, mutation = slot_rates(model, ws, genotype_slot(model, ws, g), p, logistic)
         end = birth_death_step(rng, start, birth * (1.0 - mutation), death, dt_days)
         if mutation > 0.0 and birth > 0.0:
             cell_days = integrated_cells(start, end, dt_days)
             mutants = rng.poisson(birth * mutation * cell_days)
-            # Split over the alterations g lacks, in proportion to u_a.
-            for a in range(num_alterations):
-                lacks = not (g >> a) & 1
-                weights[a] = model.alteration_mutation_rate_per_division[a] if lacks else 0.0
-            multinomial_split(rng, mutants, weights, counts)
-            for a in range(num_alterations):
-                if counts[a] > 0:
-                    mutant = g | (np.int64(1) << a)
-                    grown, first_birth = _grow_new_cells(
-                        rng, model, mutant, p, signal, logistic, counts[a], start, end, dt_days
-                    )
-                    _mark_arisal(mutant, p, num_alterations, day_end - dt_days + first_birth,
-                                 arise_day)
-                    arrivals_geno[num_arrivals] = mutant
-                    arrivals_pheno[num_arrivals] = p
-                    arrivals_cells[num_arrivals] = grown
-                    num_arrivals += 1
+            if mutants > 0:
+                # Split over the alterations g lacks, in proportion to u_a.
+                for a in range(num_alterations):
+                    lacks = not (g >> a) & 1
+                    weights[a] = model.alteration_mutation_rate_per_division[a] if lacks else 0.0
+                multinomial_split(rng, mutants, weights, counts)
+                for a in range(num_alterations):
+                    if counts[a] > 0:
+                        mutant = g | (np.int64(1) << a)
+                        grown, first_birth = _grow_new_cells(
+                            rng, model, ws, mutant, p, logistic, counts[a], start, end, dt_days
+                        )
+                        _mark_arisal(mutant, p, num_alterations, day_start + first_birth,
+                                     arise_day)
+                        ws.arrivals_geno[num_arrivals] = mutant
+                        ws.arrivals_pheno[num_arrivals] = p
+                        ws.arrivals_cells[num_arrivals] = grown
+                        num_arrivals += 1
         cells[c] = end
 
-    num_active = _apply_arrivals(geno, pheno, cells, written, num_active, num_arrivals,
-                                 arrivals_geno, arrivals_pheno, arrivals_cells, num_alterations,
-                                 day_end, arise_day)
+    num_active = _apply_arrivals(ws, num_active, num_arrivals, num_alterations, day_end,
+                                 arise_day)
     if num_active >= 0 and model.has_switching:
-        num_active = _switch(rng, geno, pheno, cells, written, num_active, transition,
-                             num_alterations, day_end, arrivals_geno, arrivals_pheno,
-                             arrivals_cells, arise_day)
+        num_active = _switch(rng, model, ws, num_active, num_alterations, day_end, arise_day)
     if num_active < 0:
         return -1, np.int64(0)
     return num_active, _total(cells, num_active)
 
 
 @njit(cache=True)
-def _compact(geno, pheno, cells, written, num_active):
+def _compact(ws, num_active):
     """Drop empty compartments that no trajectory row still needs, keeping order."""
+    geno, pheno, cells, written = ws.geno, ws.pheno, ws.cells, ws.written
     kept = 0
     for c in range(num_active):
         if cells[c] > 0 or written[c] != 0:
@@ -402,20 +577,20 @@ def _compact(geno, pheno, cells, written, num_active):
 
 
 @njit(cache=True)
-def _record(day, geno, pheno, cells, written, num_active, rows, traj_day, traj_geno,
-            traj_pheno, traj_cells):
+def _record(day, ws, num_active, rows, traj_day, traj_geno, traj_pheno, traj_cells):
     """Append the live compartments (and those that just emptied, with 0) to the trajectory.
 
     Rows past the buffer's capacity are counted but not written, so the caller
     can rerun the replicate with a buffer of the right size.
     """
     capacity = traj_day.shape[0]
+    cells, written = ws.cells, ws.written
     for c in range(num_active):
         if cells[c] > 0 or written[c] != 0:
             if rows < capacity:
                 traj_day[rows] = day
-                traj_geno[rows] = geno[c]
-                traj_pheno[rows] = pheno[c]
+                traj_geno[rows] = ws.geno[c]
+                traj_pheno[rows] = ws.pheno[c]
                 traj_cells[rows] = cells[c]
             rows += 1
             written[c] = 1 if cells[c] > 0 else 0
@@ -423,14 +598,14 @@ def _record(day, geno, pheno, cells, written, num_active, rows, traj_day, traj_g
 
 
 @njit(cache=True)
-def _seed_initial_tumour(rng, initial_cells, phenotype_fraction, alteration_fraction,
-                         geno, pheno, cells, written):
+def _seed_initial_tumour(rng, initial_cells, phenotype_fraction, alteration_fraction, ws):
     """Split ``initial_cells`` into compartments by the configured fractions.
 
     Phenotype q gets round(N f_q) cells (stochastic rounding), the founder the
     rest; within each phenotype, alteration a gets round(n_p f_a) single-mutant
     cells. Returns the number of compartments.
     """
+    geno, pheno, cells, written = ws.geno, ws.pheno, ws.cells, ws.written
     num_phenotypes = phenotype_fraction.shape[0]
     num_alterations = alteration_fraction.shape[0]
     per_phenotype = np.zeros(num_phenotypes, np.int64)
@@ -461,13 +636,11 @@ def _seed_initial_tumour(rng, initial_cells, phenotype_fraction, alteration_frac
                     num_active += 1
                     remaining -= k
         cells[founder_slot] = remaining
-    return _compact(geno, pheno, cells, written, num_active)
+    return _compact(ws, num_active)
 
 
 @njit(cache=True)
-def _grow_from_one_cell(rng, model, target_cells, dt_days, geno, pheno, cells, written,
-                        arrivals_geno, arrivals_pheno, arrivals_cells, arise_day, scratch_weights,
-                        scratch_counts):
+def _grow_from_one_cell(rng, model, target_cells, dt_days, ws, arise_day):
     """Grow untreated from one founder cell until the burden reaches ``target_cells``.
 
     Conditioned on reaching it: a lineage that dies out is restarted from one
@@ -476,16 +649,15 @@ def _grow_from_one_cell(rng, model, target_cells, dt_days, geno, pheno, cells, w
     least MIN_PREGROWTH_STEP_FRACTION * dt) so that the overshoot is small.
     Returns (num_active, days taken, status); arise days are relative to the start.
     """
+    geno, pheno, cells = ws.geno, ws.pheno, ws.cells
     num_alterations = model.alteration_mutation_rate_per_division.shape[0]
-    num_phenotypes = model.phenotype_birth_rate_per_day.shape[0]
-    transition = np.empty((num_phenotypes, num_phenotypes))
-    transition_days = -1.0
+    no_drug = np.zeros(ws.exposure.shape[0])
     for _attempt in range(MAX_PREGROWTH_ATTEMPTS):
         arise_day[:] = np.nan
         geno[0] = 0
         pheno[0] = 0
         cells[0] = 1
-        written[0] = 0
+        ws.written[0] = 0
         num_active = 1
         total = np.int64(1)
         day = 0.0
@@ -497,7 +669,8 @@ def _grow_from_one_cell(rng, model, target_cells, dt_days, geno, pheno, cells, w
                 logistic = max(0.0, 1.0 - total / model.carrying_capacity_cells)
             for c in range(num_active):
                 if cells[c] > 0:
-                    b, d, _ = compartment_rates(model, geno[c], pheno[c], 1.0, logistic)
+                    b, d, _ = slot_rates(model, ws, genotype_slot(model, ws, geno[c]), pheno[c],
+                                         logistic)
                     growth += (b - d) * cells[c]
             growth /= total
             step = dt_days
@@ -508,17 +681,11 @@ def _grow_from_one_cell(rng, model, target_cells, dt_days, geno, pheno, cells, w
                 to_target = math.log(target_cells / total) / growth
                 step = min(dt_days, max(0.5 * to_target, MIN_PREGROWTH_STEP_FRACTION * dt_days))
             day += step
-            if model.has_switching and step != transition_days:
-                switching_transition(model, 1.0, 0.5 * step, transition)
-                transition_days = step
-            num_active, total = _advance(
-                rng, model, geno, pheno, cells, written, num_active, step, day, 1.0, transition,
-                arrivals_geno, arrivals_pheno, arrivals_cells, arise_day, scratch_weights,
-                scratch_counts,
-            )
+            set_exposure(model, ws, no_drug, step)
+            num_active, total = _advance(rng, model, ws, num_active, step, day, arise_day)
             if num_active < 0:
                 return 0, day, STATUS_TOO_MANY_COMPARTMENTS
-            num_active = _compact(geno, pheno, cells, written, num_active)
+            num_active = _compact(ws, num_active)
         if total >= target_cells:
             _mark_arisal(np.int64(0), 0, num_alterations, 0.0, arise_day)
             return num_active, day, STATUS_ALIVE
@@ -526,125 +693,393 @@ def _grow_from_one_cell(rng, model, target_cells, dt_days, geno, pheno, cells, w
 
 
 @njit(cache=True)
-def simulate_replicate(rng, model, initial_cells, phenotype_fraction, alteration_fraction,
-                       grow_to_cells, dt_days, horizon_days, num_steps, record_every_steps,
-                       max_compartments, traj_day, traj_geno, traj_pheno, traj_cells,
-                       mech_cells_at_start, mech_arise_day):
-    """Simulate one replicate from day 0 (after optional pre-growth) to the horizon.
+def build_day_zero(rng, model, initial_cells, phenotype_fraction, alteration_fraction,
+                   grow_to_cells, dt_days, ws, arise_day):
+    """The tumour at day 0 (start of therapy) in ``ws``: (num_active, days_to_diagnosis, status).
 
-    Writes the trajectory into the ``traj_*`` buffers and the per-mechanism
-    results into ``mech_*``. Returns (status, stop_day, final_cells,
-    days_to_diagnosis, trajectory_rows, compartment_steps), the last being the
-    number of live compartments summed over the steps after day 0.
+    Seeded from the configured fractions, or grown untreated from one cell to
+    ``grow_to_cells`` (arise days then are negative: before diagnosis).
     """
     num_alterations = alteration_fraction.shape[0]
-    num_phenotypes = phenotype_fraction.shape[0]
-    geno = np.zeros(max_compartments, np.int64)
-    pheno = np.zeros(max_compartments, np.int64)
-    cells = np.zeros(max_compartments, np.int64)
-    written = np.zeros(max_compartments, np.int8)
-    arrival_capacity = max_compartments * (num_alterations + num_phenotypes)
-    arrivals_geno = np.zeros(arrival_capacity, np.int64)
-    arrivals_pheno = np.zeros(arrival_capacity, np.int64)
-    arrivals_cells = np.zeros(arrival_capacity, np.int64)
-    # Scratch for multinomial splits over alterations or phenotypes.
-    scratch_weights = np.zeros(max(num_alterations, num_phenotypes))
-    scratch_counts = np.zeros(max(num_alterations, num_phenotypes), np.int64)
-    mech_arise_day[:] = np.nan
-    mech_cells_at_start[:] = 0
-
-    days_to_diagnosis = np.nan
+    arise_day[:] = np.nan
     if grow_to_cells > 0:
         num_active, days_to_diagnosis, status = _grow_from_one_cell(
-            rng, model, grow_to_cells, dt_days, geno, pheno, cells, written,
-            arrivals_geno, arrivals_pheno, arrivals_cells, mech_arise_day, scratch_weights,
-            scratch_counts,
+            rng, model, grow_to_cells, dt_days, ws, arise_day
         )
         if status != STATUS_ALIVE:
-            return status, np.nan, np.int64(0), days_to_diagnosis, 0, np.int64(0)
-        for m in range(mech_arise_day.shape[0]):
-            mech_arise_day[m] -= days_to_diagnosis
-    else:
-        num_active = _seed_initial_tumour(
-            rng, initial_cells, phenotype_fraction, alteration_fraction,
-            geno, pheno, cells, written,
-        )
-        for c in range(num_active):
-            _mark_arisal(geno[c], pheno[c], num_alterations, 0.0, mech_arise_day)
-
-    total = np.int64(0)
+            return 0, days_to_diagnosis, status
+        for m in range(arise_day.shape[0]):
+            arise_day[m] -= days_to_diagnosis
+        return num_active, days_to_diagnosis, STATUS_ALIVE
+    num_active = _seed_initial_tumour(rng, initial_cells, phenotype_fraction, alteration_fraction,
+                                      ws)
     for c in range(num_active):
-        total += cells[c]
-        for a in range(num_alterations):
-            if (geno[c] >> a) & 1:
-                mech_cells_at_start[a] += cells[c]
-        if pheno[c] > 0:
-            mech_cells_at_start[num_alterations + pheno[c] - 1] += cells[c]
+        _mark_arisal(ws.geno[c], ws.pheno[c], num_alterations, 0.0, arise_day)
+    return num_active, np.nan, STATUS_ALIVE
 
-    rows = _record(0.0, geno, pheno, cells, written, num_active, 0,
-                   traj_day, traj_geno, traj_pheno, traj_cells)
+
+@njit(cache=True)
+def _count_mechanisms(ws, num_active, num_alterations):
+    """ws.mechanism_cells[m] = cells carrying mechanism m (alterations, then phenotypes 1..)."""
+    counts = ws.mechanism_cells
+    counts[:] = 0
+    for c in range(num_active):
+        n = ws.cells[c]
+        if n == 0:
+            continue
+        g = ws.geno[c]
+        while g != 0:
+            low = g & -g
+            a = 0
+            while (low >> a) != 1:
+                a += 1
+            counts[a] += n
+            g ^= low
+        if ws.pheno[c] > 0:
+            counts[num_alterations + ws.pheno[c] - 1] += n
+
+
+# ---------------------------------------------------------------------------------------------
+# Therapy: one schedule from day 0 to the horizon
+# ---------------------------------------------------------------------------------------------
+
+# Columns of the per-(replicate, schedule) integer and float outputs.
+OUT_STATUS = 0
+OUT_FINAL_CELLS = 1
+OUT_NADIR_CELLS = 2
+OUT_TRAJECTORY_ROWS = 3
+OUT_COMPARTMENT_STEPS = 4
+OUT_PROGRESSED = 5
+OUT_BEST_RESPONSE = 6
+OUT_MECHANISM_AT_PROGRESSION = 7  # -1: none
+OUT_PHASE_CHANGES = 8
+NUM_INT_OUT = 9
+OUT_STOP_DAY = 0
+OUT_DAYS_TO_DIAGNOSIS = 1
+OUT_TTP_DAYS = 2
+OUT_NADIR_DAY = 3
+OUT_MECHANISM_SHARE = 4
+NUM_FLOAT_OUT = 5
+# Per-mechanism days (NaN: never).
+MECH_ARISE = 0
+MECH_ESTABLISHED = 1
+MECH_DOMINANT = 2
+MECH_CTDNA = 3
+NUM_MECH_DAYS = 4
+# Best response codes.
+RESPONSE_CR = 0
+RESPONSE_PR = 1
+RESPONSE_SD = 2
+RESPONSE_PD = 3
+#: Two times closer than this (days) are the same time.
+TIME_TOLERANCE_DAYS = 1e-9
+
+
+@njit(cache=True)
+def _trigger_fires(schedules, phase, phase_start, day, burden, baseline, progression_now,
+                   sampled_now, detected_now):
+    """Whether the trigger of ``phase`` fires at the step end ``day`` (see clonesim.therapy)."""
+    kind = schedules.trigger_kind[phase]
+    value = schedules.trigger_value[phase]
+    if kind == TRIGGER_CTDNA:
+        return sampled_now and detected_now[np.int64(value)]
+    if day <= phase_start + TIME_TOLERANCE_DAYS:
+        return False
+    if kind == TRIGGER_DAY:
+        return day >= value - TIME_TOLERANCE_DAYS
+    if kind == TRIGGER_AFTER_DAYS:
+        return day >= phase_start + value - TIME_TOLERANCE_DAYS
+    if kind == TRIGGER_PROGRESSION:
+        return progression_now
+    if kind == TRIGGER_BURDEN_BELOW:
+        return burden < value * baseline
+    if kind == TRIGGER_BURDEN_ABOVE:
+        return burden > value * baseline
+    return False
+
+
+@njit(cache=True)
+def _next_step_end(model, schedules, phase, phase_start, day, grid_end, horizon_days,
+                   next_sample):
+    """The step's end: the next grid point, or an earlier step point (the current phase's
+    fixed-time trigger or dosing on/off boundary, or a ctDNA sampling day)."""
+    end = min(grid_end, horizon_days, next_sample)
+    kind = schedules.trigger_kind[phase]
+    value = schedules.trigger_value[phase]
+    if kind == TRIGGER_DAY and value > day + TIME_TOLERANCE_DAYS:
+        end = min(end, value)
+    elif kind == TRIGGER_AFTER_DAYS and phase_start + value > day + TIME_TOLERANCE_DAYS:
+        end = min(end, phase_start + value)
+    for d in range(schedules.dose.shape[1]):
+        if schedules.dose[phase, d] > 0.0:
+            boundary = next_pattern_boundary(day - phase_start, schedules.on_days[phase, d],
+                                             schedules.off_days[phase, d])
+            end = min(end, phase_start + boundary)
+    return end
+
+
+@njit(cache=True)
+def _ctdna_sample(model, ws, burden, num_alterations, day, mech_days, detected_now):
+    """One liquid biopsy: alteration a is seen when VAF = carriers / (2 N) >= the limit."""
+    for a in range(num_alterations):
+        seen = burden > 0 and 0.5 * ws.mechanism_cells[a] / burden >= model.ctdna_detection_vaf
+        detected_now[a] = seen
+        if seen and math.isnan(mech_days[a, MECH_CTDNA]):
+            mech_days[a, MECH_CTDNA] = day
+
+
+@njit(cache=True)
+def _mechanism_milestones(model, ws, burden, day, mech_days):
+    for m in range(ws.mechanism_cells.shape[0]):
+        n = ws.mechanism_cells[m]
+        if n >= model.established_cells and math.isnan(mech_days[m, MECH_ESTABLISHED]):
+            mech_days[m, MECH_ESTABLISHED] = day
+        if 2 * n > burden and math.isnan(mech_days[m, MECH_DOMINANT]):
+            mech_days[m, MECH_DOMINANT] = day
+
+
+@njit(cache=True)
+def run_schedule(rng, model, schedules, schedule, ws, num_active, dt_days, horizon_days,
+                 record_every_steps, arise_day, int_out, float_out, drug_days, mech_days,
+                 traj_day, traj_geno, traj_pheno, traj_cells, phase_day, phase_index,
+                 phase_reason):
+    """Treat the day-0 tumour in ``ws`` with one schedule until the horizon, extinction or death.
+
+    Implements the semantics documented in :mod:`clonesim.therapy` (step grid with
+    step points, exposure per step, events and triggers at step ends). Writes
+    the outputs of this (replicate, schedule): ``int_out``/``float_out`` (OUT_*
+    columns), ``drug_days`` (D,), ``mech_days`` (M, NUM_MECH_DAYS), the
+    trajectory and the phase changes (rows past a buffer's end are counted, not
+    written). ``arise_day`` (M,) holds the day-0 arise days on entry.
+    """
+    num_alterations = model.alteration_mutation_rate_per_division.shape[0]
+    num_drugs = model.drug_elimination_per_day.shape[0]
+    first = schedules.first_phase[schedule]
+    num_phases = schedules.num_phases[schedule]
+    from_baseline = schedules.baseline_reference[schedule] != 0
+    phase = first
+    phase_start = 0.0
+    phase_rows = 0
+    if phase_rows < phase_day.shape[0]:
+        phase_day[phase_rows], phase_index[phase_rows], phase_reason[phase_rows] = 0.0, 0, 0
+    phase_rows += 1
+
+    mech_days[:, :] = np.nan
+    mech_days[:, MECH_ARISE] = arise_day
+    drug_days[:] = 0.0
+    ws.concentration[:] = 0.0
+    exposure = np.zeros(num_drugs)
+    detected_now = np.zeros(max(num_alterations, 1), np.bool_)
+
+    baseline = _total(ws.cells, num_active)
+    burden = baseline
+    nadir = baseline  # least burden before the schedule's progression
+    nadir_day = 0.0
+    line_nadir = baseline  # reference for progression in the current line of therapy
+    progressed = False
+    ttp = np.nan
+    mechanism_at_progression = -1
+    mechanism_share = np.nan
     status = STATUS_ALIVE
     stop_day = np.nan
+    compartment_steps = np.int64(0)
+
+    rows = _record(0.0, ws, num_active, 0, traj_day, traj_geno, traj_pheno, traj_cells)
+    _count_mechanisms(ws, num_active, num_alterations)
+    _mechanism_milestones(model, ws, burden, 0.0, mech_days)
+    _ctdna_sample(model, ws, burden, num_alterations, 0.0, mech_days, detected_now)
+    next_sample = model.ctdna_every_days
+    for _ in range(num_phases):  # a day-0 liquid biopsy may end the first phases at once
+        if not _trigger_fires(schedules, phase, phase_start, 0.0, burden, baseline, False, True,
+                              detected_now):
+            break
+        local = phase - first + 1
+        phase = first + (0 if local >= num_phases else local)
+        if phase_rows < phase_day.shape[0]:
+            phase_day[phase_rows] = 0.0
+            phase_index[phase_rows] = phase - first
+            phase_reason[phase_rows] = TRIGGER_CTDNA
+        phase_rows += 1
+
     day = 0.0
-    signal = 1.0  # no drugs: every pathway signals fully
-    compartment_steps = np.int64(0)  # live compartments summed over steps: the work done
-    transition = np.empty((num_phenotypes, num_phenotypes))
-    transition_days = -1.0
-    for step in range(num_steps):
-        day_end = min((step + 1) * dt_days, horizon_days)
-        if step == num_steps - 1:
-            day_end = horizon_days
-        if model.has_switching and day_end - day != transition_days:
-            transition_days = day_end - day
-            switching_transition(model, signal, 0.5 * transition_days, transition)
+    grid_index = 0
+    while day < horizon_days - TIME_TOLERANCE_DAYS:
+        grid_end = (grid_index + 1) * dt_days
+        day_end = _next_step_end(model, schedules, phase, phase_start, day, grid_end,
+                                 horizon_days, next_sample)
+        on_grid = day_end >= grid_end - TIME_TOLERANCE_DAYS
+        if on_grid:
+            day_end = min(grid_end, horizon_days)
+            grid_index += 1
+        step = day_end - day
+        for d in range(num_drugs):
+            mean, end, given = drug_exposure_over_step(
+                ws.concentration[d], model.drug_elimination_per_day[d], day, day_end, phase_start,
+                schedules.dose[phase, d], schedules.every_days[phase, d],
+                schedules.on_days[phase, d], schedules.off_days[phase, d],
+            )
+            exposure[d] = mean
+            ws.concentration[d] = end
+            drug_days[d] += given
+        set_exposure(model, ws, exposure, step)
         for c in range(num_active):
-            if cells[c] > 0:
+            if ws.cells[c] > 0:
                 compartment_steps += 1
-        num_active, total = _advance(
-            rng, model, geno, pheno, cells, written, num_active, day_end - day, day_end, signal,
-            transition, arrivals_geno, arrivals_pheno, arrivals_cells, mech_arise_day,
-            scratch_weights, scratch_counts,
-        )
+        num_active, burden = _advance(rng, model, ws, num_active, step, day_end, arise_day)
         day = day_end
         if num_active < 0:
-            return (STATUS_TOO_MANY_COMPARTMENTS, day, np.int64(0), days_to_diagnosis, rows,
-                    compartment_steps)
-        if total == 0:
+            status = STATUS_TOO_MANY_COMPARTMENTS
+            stop_day = day
+            break
+        for m in range(arise_day.shape[0]):
+            mech_days[m, MECH_ARISE] = arise_day[m]
+
+        # Events at the step end.
+        if burden == 0:
             status = STATUS_EXTINCT
-        elif total >= model.lethal_cells:
+        elif burden >= model.lethal_cells:
             status = STATUS_DIED
-        if status != STATUS_ALIVE or step == num_steps - 1 or (step + 1) % record_every_steps == 0:
-            rows = _record(day, geno, pheno, cells, written, num_active, rows,
-                           traj_day, traj_geno, traj_pheno, traj_cells)
+        if not progressed and burden < nadir:
+            nadir = burden
+            nadir_day = day
+        line_nadir = min(line_nadir, burden)
+        reference = baseline if from_baseline else line_nadir
+        progression_now = (burden >= model.progression_burden_factor * reference
+                           and burden >= model.detection_cells)
+        _count_mechanisms(ws, num_active, num_alterations)
+        _mechanism_milestones(model, ws, burden, day, mech_days)
+        sampled_now = day >= next_sample - TIME_TOLERANCE_DAYS
+        if sampled_now:
+            _ctdna_sample(model, ws, burden, num_alterations, day, mech_days, detected_now)
+            next_sample += model.ctdna_every_days
+        if status == STATUS_ALIVE:
+            for _ in range(num_phases):
+                if not _trigger_fires(schedules, phase, phase_start, day, burden, baseline,
+                                      progression_now, sampled_now, detected_now):
+                    break
+                reason = schedules.trigger_kind[phase]
+                if reason == TRIGGER_PROGRESSION:  # a change of line, not the schedule's failure
+                    progression_now = False
+                    line_nadir = burden
+                local = phase - first + 1
+                phase = first + (0 if local >= num_phases else local)
+                phase_start = day
+                if phase_rows < phase_day.shape[0]:
+                    phase_day[phase_rows] = day
+                    phase_index[phase_rows] = phase - first
+                    phase_reason[phase_rows] = reason
+                phase_rows += 1
+        if progression_now and not progressed:
+            progressed = True
+            ttp = day
+            best = np.int64(0)
+            for m in range(ws.mechanism_cells.shape[0]):
+                if ws.mechanism_cells[m] > best:
+                    best = ws.mechanism_cells[m]
+                    mechanism_at_progression = m
+            if mechanism_at_progression >= 0:
+                mechanism_share = best / burden
+
+        last = day >= horizon_days - TIME_TOLERANCE_DAYS
+        if status != STATUS_ALIVE or last or (on_grid and grid_index % record_every_steps == 0):
+            rows = _record(day, ws, num_active, rows, traj_day, traj_geno, traj_pheno,
+                           traj_cells)
         if status != STATUS_ALIVE:
             stop_day = day
             break
-        num_active = _compact(geno, pheno, cells, written, num_active)
-    return status, stop_day, total, days_to_diagnosis, rows, compartment_steps
+        num_active = _compact(ws, num_active)
+
+    if nadir < model.detection_cells:
+        response = RESPONSE_CR
+    elif nadir <= model.response_burden_factor * baseline:
+        response = RESPONSE_PR
+    elif progressed and ttp < model.stable_disease_min_days:
+        response = RESPONSE_PD
+    else:
+        response = RESPONSE_SD
+    int_out[OUT_STATUS] = status
+    int_out[OUT_FINAL_CELLS] = burden if num_active >= 0 else 0
+    int_out[OUT_NADIR_CELLS] = nadir
+    int_out[OUT_TRAJECTORY_ROWS] = rows
+    int_out[OUT_COMPARTMENT_STEPS] = compartment_steps
+    int_out[OUT_PROGRESSED] = 1 if progressed else 0
+    int_out[OUT_BEST_RESPONSE] = response
+    int_out[OUT_MECHANISM_AT_PROGRESSION] = mechanism_at_progression
+    int_out[OUT_PHASE_CHANGES] = phase_rows
+    float_out[OUT_STOP_DAY] = stop_day
+    float_out[OUT_TTP_DAYS] = ttp
+    float_out[OUT_NADIR_DAY] = nadir_day
+    float_out[OUT_MECHANISM_SHARE] = mechanism_share
+
+
+@njit(cache=True)
+def simulate_replicate(day_zero_rng, therapy_generators, first_row, model, schedules,
+                       schedule_ids, initial_cells, phenotype_fraction, alteration_fraction,
+                       grow_to_cells, dt_days, horizon_days, record_every_steps, max_compartments,
+                       int_out, float_out, drug_days, mech_cells_at_start, mech_days, traj_day,
+                       traj_geno, traj_pheno, traj_cells, phase_day, phase_index, phase_reason):
+    """One replicate: build its day-0 tumour once, then fork it into every schedule.
+
+    Schedule j runs from a copy of the day-0 tumour and draws from
+    ``therapy_generators[first_row + j]``; its outputs go to row first_row + j.
+    """
+    ws = make_workspace(model, max_compartments)
+    num_mechanisms = mech_days.shape[1]
+    arise_day = np.empty(num_mechanisms)
+    num_active, days_to_diagnosis, status = build_day_zero(
+        day_zero_rng, model, initial_cells, phenotype_fraction, alteration_fraction,
+        grow_to_cells, dt_days, ws, arise_day,
+    )
+    num_schedules = schedule_ids.shape[0]
+    if status != STATUS_ALIVE:
+        for j in range(num_schedules):
+            int_out[first_row + j, OUT_STATUS] = status
+            float_out[first_row + j, OUT_DAYS_TO_DIAGNOSIS] = days_to_diagnosis
+        return
+    start_geno = ws.geno[:num_active].copy()
+    start_pheno = ws.pheno[:num_active].copy()
+    start_cells = ws.cells[:num_active].copy()
+    start_arise = arise_day.copy()
+    _count_mechanisms(ws, num_active, alteration_fraction.shape[0])
+    at_start = ws.mechanism_cells.copy()
+    for j in range(num_schedules):
+        row = first_row + j
+        ws.geno[:num_active] = start_geno
+        ws.pheno[:num_active] = start_pheno
+        ws.cells[:num_active] = start_cells
+        ws.written[:num_active] = 0
+        arise_day[:] = start_arise
+        mech_cells_at_start[row] = at_start
+        float_out[row, OUT_DAYS_TO_DIAGNOSIS] = days_to_diagnosis
+        run_schedule(
+            therapy_generators[row], model, schedules, schedule_ids[j], ws, num_active, dt_days,
+            horizon_days, record_every_steps, arise_day, int_out[row], float_out[row],
+            drug_days[row], mech_days[row], traj_day[row], traj_geno[row], traj_pheno[row],
+            traj_cells[row], phase_day[row], phase_index[row], phase_reason[row],
+        )
 
 
 @njit(cache=True, parallel=True)
-def simulate_block(generators, model, initial_cells, phenotype_fraction, alteration_fraction,
-                   grow_to_cells, dt_days, horizon_days, num_steps, record_every_steps,
-                   max_compartments, status, stop_day, final_cells, days_to_diagnosis,
-                   trajectory_rows, compartment_steps, traj_day, traj_geno, traj_pheno, traj_cells,
-                   mech_cells_at_start, mech_arise_day):
-    """Run ``len(generators)`` replicates in parallel; row i of every output is replicate i.
+def simulate_block(day_zero_generators, therapy_generators, model, schedules, schedule_ids,
+                   initial_cells, phenotype_fraction, alteration_fraction, grow_to_cells, dt_days,
+                   horizon_days, record_every_steps, max_compartments, int_out, float_out,
+                   drug_days, mech_cells_at_start, mech_days, traj_day, traj_geno, traj_pheno,
+                   traj_cells, phase_day, phase_index, phase_reason):
+    """Run replicates in parallel, each through every schedule in ``schedule_ids``.
 
-    Replicate i draws only from ``generators[i]``, so its result does not depend
-    on the thread count or on the other replicates in the block.
+    Replicate i builds its day-0 tumour from ``day_zero_generators[i]`` once and
+    forks it into each schedule j, which draws from
+    ``therapy_generators[i * S + j]`` (S = len(schedule_ids)); output row
+    i * S + j holds (replicate i, schedule j). Nothing depends on the thread
+    count or on the other replicates in the block. (The per-replicate work is a
+    separate function so that numba's parallel transforms leave it alone.)
     """
-    for i in prange(len(generators)):
-        rng = generators[np.int64(i)]
-        s, stop, final, diagnosis, rows, work = simulate_replicate(
-            rng, model, initial_cells, phenotype_fraction, alteration_fraction,
-            grow_to_cells, dt_days, horizon_days, num_steps, record_every_steps,
-            max_compartments, traj_day[i], traj_geno[i], traj_pheno[i], traj_cells[i],
-            mech_cells_at_start[i], mech_arise_day[i],
+    num_schedules = schedule_ids.shape[0]
+    for i in prange(len(day_zero_generators)):
+        simulate_replicate(
+            day_zero_generators[np.int64(i)], therapy_generators, i * num_schedules, model,
+            schedules, schedule_ids, initial_cells, phenotype_fraction, alteration_fraction,
+            grow_to_cells, dt_days, horizon_days, record_every_steps, max_compartments, int_out,
+            float_out, drug_days, mech_cells_at_start, mech_days, traj_day, traj_geno,
+            traj_pheno, traj_cells, phase_day, phase_index, phase_reason,
         )
-        status[i] = s
-        stop_day[i] = stop
-        final_cells[i] = final
-        days_to_diagnosis[i] = diagnosis
-        trajectory_rows[i] = rows
-        compartment_steps[i] = work

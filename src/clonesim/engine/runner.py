@@ -23,35 +23,83 @@ from clonesim.model.compiled import CompiledModel, compile_model
 
 #: Trajectory rows reserved per record time and replicate before a rerun is needed.
 INITIAL_ROWS_PER_RECORD = 8
+#: Phase changes reserved per (replicate, schedule) before a rerun is needed.
+INITIAL_PHASE_CHANGES = 32
+#: Last element of the therapy streams' spawn key (the day-0 stream has none).
+THERAPY_STREAM = 1
 
 
 def replicate_generator(seed: int, replicate: int, point: int = 0) -> np.random.Generator:
-    """The random stream of one replicate: PCG64 from SeedSequence(seed, spawn_key=(point, k))."""
+    """The day-0 stream of one replicate: PCG64 from SeedSequence(seed, spawn_key=(point, k)).
+
+    It builds the tumour at day 0 (seeding or pre-growth), shared by every schedule.
+    """
     return np.random.Generator(
         np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(point, replicate)))
     )
 
 
+def therapy_generator(seed: int, replicate: int, point: int = 0) -> np.random.Generator:
+    """The stream of one replicate after day 0: SeedSequence(seed, spawn_key=(point, k, 1)).
+
+    Every schedule of replicate k starts this same stream, so schedules share their
+    random numbers until their paths diverge (common random numbers).
+    """
+    return np.random.Generator(np.random.PCG64(
+        np.random.SeedSequence(seed, spawn_key=(point, replicate, THERAPY_STREAM))
+    ))
+
+
 @dataclass
 class BlockResult:
-    """Kernel outputs for a block of replicates (row i = ``replicates[i]``).
+    """Kernel outputs for a block: row r is (``replicates[r]``, ``schedules[r]``).
 
-    Trajectory rows of replicate i are ``traj_*[i, :trajectory_rows[i]]``.
+    Trajectory rows of row r are ``traj_*[r, :trajectory_rows[r]]``; phase
+    changes ``phase_*[r, :phase_change_rows[r]]``.
     """
 
-    replicates: np.ndarray  # (B,) int64 replicate indices
-    status: np.ndarray  # (B,) int8, kernel.STATUS_*
-    stop_day: np.ndarray  # (B,) day of extinction or death; NaN if neither
-    final_cells: np.ndarray  # (B,) int64
-    days_to_diagnosis: np.ndarray  # (B,) NaN without pre-growth
-    trajectory_rows: np.ndarray  # (B,) int64
-    compartment_steps: np.ndarray  # (B,) int64: live compartments summed over steps after day 0
-    traj_day: np.ndarray  # (B, R) float64 days
-    traj_genotype: np.ndarray  # (B, R) int64 bit masks
-    traj_phenotype: np.ndarray  # (B, R) int64 phenotype indices
-    traj_cells: np.ndarray  # (B, R) int64
-    mechanism_cells_at_start: np.ndarray  # (B, M) int64
-    mechanism_arise_day: np.ndarray  # (B, M) float64, NaN if never
+    replicates: np.ndarray  # (N,) int64 replicate indices
+    schedules: np.ndarray  # (N,) int64 schedule indices into model.schedule_names
+    int_out: np.ndarray  # (N, kernel.NUM_INT_OUT) int64
+    float_out: np.ndarray  # (N, kernel.NUM_FLOAT_OUT) float64, NaN = never
+    drug_days: np.ndarray  # (N, D) standard doses given
+    mechanism_cells_at_start: np.ndarray  # (N, M) int64
+    mechanism_days: np.ndarray  # (N, M, kernel.NUM_MECH_DAYS) float64, NaN = never
+    traj_day: np.ndarray  # (N, R) float64 days
+    traj_genotype: np.ndarray  # (N, R) int64 bit masks
+    traj_phenotype: np.ndarray  # (N, R) int64 phenotype indices
+    traj_cells: np.ndarray  # (N, R) int64
+    phase_day: np.ndarray  # (N, K) float64
+    phase_index: np.ndarray  # (N, K) int64 phase entered (0-based, within its schedule)
+    phase_reason: np.ndarray  # (N, K) int64 index into PHASE_CHANGE_REASONS
+
+    def _int(self, column: int) -> np.ndarray:
+        return self.int_out[:, column]
+
+    def _float(self, column: int) -> np.ndarray:
+        return self.float_out[:, column]
+
+    status = property(lambda self: self._int(kernel.OUT_STATUS))
+    final_cells = property(lambda self: self._int(kernel.OUT_FINAL_CELLS))
+    nadir_cells = property(lambda self: self._int(kernel.OUT_NADIR_CELLS))
+    trajectory_rows = property(lambda self: self._int(kernel.OUT_TRAJECTORY_ROWS))
+    compartment_steps = property(lambda self: self._int(kernel.OUT_COMPARTMENT_STEPS))
+    progressed = property(lambda self: self._int(kernel.OUT_PROGRESSED) != 0)
+    best_response = property(lambda self: self._int(kernel.OUT_BEST_RESPONSE))
+    mechanism_at_progression = property(
+        lambda self: self._int(kernel.OUT_MECHANISM_AT_PROGRESSION))
+    phase_change_rows = property(lambda self: self._int(kernel.OUT_PHASE_CHANGES))
+    stop_day = property(lambda self: self._float(kernel.OUT_STOP_DAY))
+    days_to_diagnosis = property(lambda self: self._float(kernel.OUT_DAYS_TO_DIAGNOSIS))
+    ttp_days = property(lambda self: self._float(kernel.OUT_TTP_DAYS))
+    nadir_day = property(lambda self: self._float(kernel.OUT_NADIR_DAY))
+    mechanism_share_at_progression = property(
+        lambda self: self._float(kernel.OUT_MECHANISM_SHARE))
+    mechanism_arise_day = property(lambda self: self.mechanism_days[:, :, kernel.MECH_ARISE])
+    mechanism_established_day = property(
+        lambda self: self.mechanism_days[:, :, kernel.MECH_ESTABLISHED])
+    mechanism_dominant_day = property(lambda self: self.mechanism_days[:, :, kernel.MECH_DOMINANT])
+    mechanism_ctdna_day = property(lambda self: self.mechanism_days[:, :, kernel.MECH_CTDNA])
 
 
 def _num_records(model: CompiledModel) -> int:
@@ -64,71 +112,85 @@ def _max_compartments(model: CompiledModel) -> int:
     return min(model.max_compartments, possible)
 
 
-def _run_kernel(model: CompiledModel, seed: int, replicates: np.ndarray, point: int,
-                rows_per_replicate: int) -> BlockResult:
-    size = len(replicates)
+def _schedule_ids(model: CompiledModel, schedules: Sequence[int] | None) -> np.ndarray:
+    if schedules is None:
+        return np.arange(len(model.schedule_names), dtype=np.int64)
+    return np.asarray(schedules, dtype=np.int64)
+
+
+def _run_kernel(model: CompiledModel, seed: int, replicates: np.ndarray, schedule_ids: np.ndarray,
+                point: int, rows_per_replicate: int, phase_rows: int) -> BlockResult:
+    num_schedules = len(schedule_ids)
+    size = len(replicates) * num_schedules
     num_mechanisms = len(model.mechanism_names)
-    generators = typed.List([replicate_generator(seed, int(k), point) for k in replicates])
+    day_zero = typed.List([replicate_generator(seed, int(k), point) for k in replicates])
+    therapy = typed.List([therapy_generator(seed, int(k), point)
+                          for k in replicates for _ in range(num_schedules)])
     result = BlockResult(
-        replicates=np.asarray(replicates, dtype=np.int64),
-        status=np.zeros(size, np.int8),
-        stop_day=np.full(size, np.nan),
-        final_cells=np.zeros(size, np.int64),
-        days_to_diagnosis=np.full(size, np.nan),
-        trajectory_rows=np.zeros(size, np.int64),
-        compartment_steps=np.zeros(size, np.int64),
+        replicates=np.repeat(np.asarray(replicates, dtype=np.int64), num_schedules),
+        schedules=np.tile(schedule_ids, len(replicates)),
+        int_out=np.zeros((size, kernel.NUM_INT_OUT), np.int64),
+        float_out=np.full((size, kernel.NUM_FLOAT_OUT), np.nan),
+        drug_days=np.zeros((size, len(model.drug_names))),
+        mechanism_cells_at_start=np.zeros((size, num_mechanisms), np.int64),
+        mechanism_days=np.full((size, num_mechanisms, kernel.NUM_MECH_DAYS), np.nan),
         traj_day=np.zeros((size, rows_per_replicate)),
         traj_genotype=np.zeros((size, rows_per_replicate), np.int64),
         traj_phenotype=np.zeros((size, rows_per_replicate), np.int64),
         traj_cells=np.zeros((size, rows_per_replicate), np.int64),
-        mechanism_cells_at_start=np.zeros((size, num_mechanisms), np.int64),
-        mechanism_arise_day=np.full((size, num_mechanisms), np.nan),
+        phase_day=np.zeros((size, phase_rows)),
+        phase_index=np.zeros((size, phase_rows), np.int64),
+        phase_reason=np.zeros((size, phase_rows), np.int64),
     )
-    max_compartments = _max_compartments(model)
     kernel.simulate_block(
-        generators, model.kernel, model.initial_cells, model.initial_phenotype_fraction,
-        model.initial_alteration_fraction, model.grow_from_single_cell_to, model.dt_days,
-        model.horizon_days, model.num_steps, model.record_every_steps, max_compartments,
-        result.status, result.stop_day, result.final_cells, result.days_to_diagnosis,
-        result.trajectory_rows, result.compartment_steps, result.traj_day, result.traj_genotype,
-        result.traj_phenotype,
-        result.traj_cells, result.mechanism_cells_at_start, result.mechanism_arise_day,
+        day_zero, therapy, model.kernel, model.schedules, schedule_ids, model.initial_cells,
+        model.initial_phenotype_fraction, model.initial_alteration_fraction,
+        model.grow_from_single_cell_to, model.dt_days, model.horizon_days,
+        model.record_every_steps, _max_compartments(model), result.int_out, result.float_out,
+        result.drug_days, result.mechanism_cells_at_start, result.mechanism_days,
+        result.traj_day, result.traj_genotype, result.traj_phenotype, result.traj_cells,
+        result.phase_day, result.phase_index, result.phase_reason,
     )
     return result
 
 
-def run_block(model: CompiledModel, seed: int, replicates: Sequence[int], point: int = 0
-              ) -> BlockResult:
-    """Simulate the given replicates; replicates whose trajectory overflowed are rerun.
+def run_block(model: CompiledModel, seed: int, replicates: Sequence[int], point: int = 0,
+              schedules: Sequence[int] | None = None) -> BlockResult:
+    """Simulate the given replicates under the given schedules (default: all).
 
-    A rerun restarts the replicate's own stream, so it reproduces the same
-    path and only the buffer is larger.
+    Replicates whose trajectory or phase-change buffer overflowed are rerun with
+    larger buffers: a rerun restarts the replicate's own streams, so it
+    reproduces the same paths.
     """
     replicates = np.asarray(replicates, dtype=np.int64)
+    schedule_ids = _schedule_ids(model, schedules)
     rows = _num_records(model) * min(INITIAL_ROWS_PER_RECORD, _max_compartments(model))
-    result = _run_kernel(model, seed, replicates, point, rows)
-    overflow = np.flatnonzero(result.trajectory_rows > rows)
+    phases = INITIAL_PHASE_CHANGES
+    result = _run_kernel(model, seed, replicates, schedule_ids, point, rows, phases)
+    overflow = np.flatnonzero((result.trajectory_rows > rows) | (result.phase_change_rows > phases))
     if overflow.size:
-        needed = int(result.trajectory_rows[overflow].max())
-        rerun = _run_kernel(model, seed, replicates[overflow], point, needed)
-        result = _merge_rerun(result, rerun, overflow, needed)
+        rerun_replicates = np.unique(result.replicates[overflow])
+        rows = max(rows, int(result.trajectory_rows[overflow].max()))
+        phases = max(phases, int(result.phase_change_rows[overflow].max()))
+        rerun = _run_kernel(model, seed, rerun_replicates, schedule_ids, point, rows, phases)
+        positions = np.flatnonzero(np.isin(result.replicates, rerun_replicates))
+        result = _merge_rerun(result, rerun, positions)
     _raise_on_errors(model, result)
     return result
 
 
-def _merge_rerun(result: BlockResult, rerun: BlockResult, rows_of: np.ndarray, width: int
-                 ) -> BlockResult:
-    """Widen the trajectory buffers to ``width`` and put the rerun replicates in place."""
+def _merge_rerun(result: BlockResult, rerun: BlockResult, positions: np.ndarray) -> BlockResult:
+    """Widen the buffers to the rerun's and put the rerun rows in place (same row order)."""
     for field in dataclasses.fields(BlockResult):
         name = field.name
-        if name == "replicates":
-            continue
-        if name.startswith("traj_"):
-            old = getattr(result, name)
-            wide = np.zeros((old.shape[0], width), old.dtype)
+        old = getattr(result, name)
+        new = getattr(rerun, name)
+        if old.ndim == 2 and (name.startswith("traj_") or name.startswith("phase_")):
+            wide = np.zeros((old.shape[0], new.shape[1]), old.dtype)
             wide[:, : old.shape[1]] = old
-            setattr(result, name, wide)
-        getattr(result, name)[rows_of] = getattr(rerun, name)
+            old = wide
+            setattr(result, name, old)
+        old[positions] = new
     return result
 
 
@@ -153,14 +215,20 @@ def _raise_on_errors(model: CompiledModel, result: BlockResult) -> None:
 
 def iterate_blocks(model: CompiledModel, seed: int, replicates: Sequence[int], point: int = 0,
                    block_size: int | None = None,
-                   on_block: Callable[[int], None] | None = None) -> Iterator[BlockResult]:
-    """Yield results block by block, so memory is bounded by the block, not the run."""
+                   on_block: Callable[[int], None] | None = None,
+                   schedules: Sequence[int] | None = None) -> Iterator[BlockResult]:
+    """Yield results block by block, so memory is bounded by the block, not the run.
+
+    A block holds ``block_size`` (default: engine.block_replicates) replicate-schedule
+    pairs, i.e. block_size / S replicates, each through the S schedules.
+    """
     replicates = np.asarray(replicates, dtype=np.int64)
-    block_size = block_size or model.block_replicates
+    num_schedules = len(_schedule_ids(model, schedules))
+    block_size = max(1, (block_size or model.block_replicates) // num_schedules)
     for start in range(0, len(replicates), block_size):
-        block = run_block(model, seed, replicates[start : start + block_size], point)
+        block = run_block(model, seed, replicates[start : start + block_size], point, schedules)
         if on_block is not None:
-            on_block(len(block.replicates))
+            on_block(len(block.replicates) // num_schedules)
         yield block
         del block  # free this block before the next one is allocated
 

@@ -6,6 +6,7 @@ Layout (DESIGN §5)::
     RUN_DIR/patients/schedule=NAME/part-00000.parquet
     RUN_DIR/emergence/schedule=NAME/part-00000.parquet
     RUN_DIR/trajectories/schedule=NAME/part-00000.parquet
+    RUN_DIR/phase_changes/schedule=NAME/part-00000.parquet
 
 Every file is written to a temporary name in its directory and renamed into
 place, so a killed run never leaves a file that looks complete.
@@ -81,7 +82,7 @@ def check_run_target(run_dir: Path, overwrite: bool) -> None:
             f"--out: {run_dir} already holds files; choose another directory or pass --overwrite"
         )
     if not (run_dir / RUN_JSON).exists() and not any(
-        (run_dir / name).exists() for name in ("patients", "emergence", "trajectories")
+        (run_dir / name).exists() for name in ("patients", "emergence", "trajectories", "phase_changes")
     ):
         raise ClonesimError(
             f"--out: {run_dir} does not look like a clonesim run; refusing to overwrite it"

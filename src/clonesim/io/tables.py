@@ -8,15 +8,15 @@ import pyarrow as pa
 
 from clonesim.engine import kernel
 from clonesim.engine.runner import BlockResult
-from clonesim.model.compiled import CompiledModel
+from clonesim.model.compiled import PHASE_CHANGE_REASONS, UNTREATED, CompiledModel
 
-UNTREATED = "untreated"
-TABLE_NAMES = ("patients", "emergence", "trajectories")
+TABLE_NAMES = ("patients", "emergence", "trajectories", "phase_changes")
+#: Best-response labels, indexed by kernel.RESPONSE_* codes.
+RESPONSES = ("CR", "PR", "SD", "PD")
+#: Label of mechanism_at_progression when no cell carries any mechanism.
+NO_MECHANISM = "none"
 
-
-def _constant(label: str, size: int) -> pl.Series:
-    """A column holding one label ``size`` times, as a one-value Enum."""
-    return pl.Series([label], dtype=pl.Enum([label])).new_from_index(0, size)
+__all__ = ["NO_MECHANISM", "RESPONSES", "TABLE_NAMES", "UNTREATED", "block_tables"]
 
 
 def _nullable(values: np.ndarray) -> pl.Series:
@@ -24,75 +24,130 @@ def _nullable(values: np.ndarray) -> pl.Series:
     return pl.Series(values, dtype=pl.Float64).fill_nan(None)
 
 
-def patients_table(model: CompiledModel, block: BlockResult, seed: int,
-                   schedule: str = UNTREATED) -> pl.DataFrame:
-    """One row per (schedule, replicate): outcome and stop days (days, cells)."""
+def _enum(codes: np.ndarray, labels: list[str]) -> pl.Series:
+    """An Enum column from integer codes into ``labels`` (no per-row Python strings)."""
+    return _labels(np.asarray(codes), labels).cast(pl.Enum(labels))
+
+
+def _schedule_column(model: CompiledModel, codes: np.ndarray) -> pl.Series:
+    return _enum(codes, list(model.schedule_names)).alias("schedule")
+
+
+def drug_days_column(drug: str) -> str:
+    """Name of the patients column with the standard doses of ``drug`` given."""
+    return f"drug_days_{drug}"
+
+
+def patients_table(model: CompiledModel, block: BlockResult, seed: int) -> pl.DataFrame:
+    """One row per (schedule, replicate): events and outcome (days, cells)."""
     extinct = block.status == kernel.STATUS_EXTINCT
     died = block.status == kernel.STATUS_DIED
     size = len(block.replicates)
-    return pl.DataFrame(
-        {
-            "schedule": _constant(schedule, size),
-            "replicate": block.replicates,
-            "seed": np.full(size, seed, np.int64),
-            "days_to_diagnosis": _nullable(block.days_to_diagnosis),
-            "extinct": extinct,
-            "extinction_day": _nullable(np.where(extinct, block.stop_day, np.nan)),
-            "died": died,
-            "death_day": _nullable(np.where(died, block.stop_day, np.nan)),
-            "final_cells": block.final_cells,
-        }
-    )
+    mechanisms = list(model.mechanism_names) + [NO_MECHANISM]
+    at_progression = np.where(block.mechanism_at_progression >= 0,
+                              block.mechanism_at_progression, len(mechanisms) - 1)
+    progressed = block.progressed
+    columns = {
+        "schedule": _schedule_column(model, block.schedules),
+        "replicate": block.replicates,
+        "seed": np.full(size, seed, np.int64),
+        "days_to_diagnosis": _nullable(block.days_to_diagnosis),
+        "progressed": progressed,
+        "ttp_days": _nullable(block.ttp_days),
+        "best_response": _enum(block.best_response, list(RESPONSES)),
+        "nadir_cells": block.nadir_cells.copy(),
+        "nadir_day": block.nadir_day.copy(),
+        "extinct": extinct,
+        "extinction_day": _nullable(np.where(extinct, block.stop_day, np.nan)),
+        "died": died,
+        "death_day": _nullable(np.where(died, block.stop_day, np.nan)),
+        "final_cells": block.final_cells.copy(),
+        "mechanism_at_progression": _enum(at_progression, mechanisms).set(
+            pl.Series(~progressed), None),
+        "mechanism_share_at_progression": _nullable(block.mechanism_share_at_progression),
+    }
+    for d, drug in enumerate(model.drug_names):
+        columns[drug_days_column(drug)] = block.drug_days[:, d].copy()
+    return pl.DataFrame(columns)
 
 
-def emergence_table(model: CompiledModel, block: BlockResult,
-                    schedule: str = UNTREATED) -> pl.DataFrame:
-    """One row per (schedule, replicate, mechanism): cells at day 0 and first arising (days)."""
+def emergence_table(model: CompiledModel, block: BlockResult) -> pl.DataFrame:
+    """One row per (schedule, replicate, mechanism): cells at day 0 and milestone days."""
     mechanisms = model.mechanism_names
-    size = len(block.replicates)
     count = len(mechanisms)
+    size = len(block.replicates)
     return pl.DataFrame(
         {
-            "schedule": _constant(schedule, size * count),
+            "schedule": _schedule_column(model, np.repeat(block.schedules, count)),
             "replicate": np.repeat(block.replicates, count),
-            "mechanism": pl.Series(list(mechanisms) * size, dtype=pl.Enum(list(mechanisms))),
+            "mechanism": _enum(np.tile(np.arange(count), size), list(mechanisms)),
             "cells_at_start": block.mechanism_cells_at_start.reshape(-1),
             "arise_day": _nullable(block.mechanism_arise_day.reshape(-1)),
+            "established_day": _nullable(block.mechanism_established_day.reshape(-1)),
+            "dominant_day": _nullable(block.mechanism_dominant_day.reshape(-1)),
+            "ctdna_detect_day": _nullable(block.mechanism_ctdna_day.reshape(-1)),
         }
     )
 
 
 def _labels(codes: np.ndarray, dictionary: list[str]) -> pl.Series:
     """A categorical column from integer codes into ``dictionary`` (no per-row strings)."""
-    array = pa.DictionaryArray.from_arrays(pa.array(codes, pa.int32()), pa.array(dictionary))
+    array = pa.DictionaryArray.from_arrays(pa.array(np.asarray(codes, np.int32)),
+                                           pa.array(dictionary, pa.string()))
     return pl.from_arrow(array)
 
 
-def trajectories_table(model: CompiledModel, block: BlockResult,
-                       schedule: str = UNTREATED) -> pl.DataFrame:
+def _valid(rows: np.ndarray, width: int) -> np.ndarray:
+    return np.arange(width)[None, :] < rows[:, None]
+
+
+def trajectories_table(model: CompiledModel, block: BlockResult) -> pl.DataFrame:
     """Long format: cells per (schedule, replicate, day, genotype, phenotype)."""
-    width = block.traj_day.shape[1]
-    valid = np.arange(width)[None, :] < block.trajectory_rows[:, None]
+    valid = _valid(block.trajectory_rows, block.traj_day.shape[1])
     unique_codes, inverse = np.unique(block.traj_genotype[valid], return_inverse=True)
     genotype = _labels(inverse, [model.genotype_label(int(code)) for code in unique_codes])
-    phenotype = _labels(block.traj_phenotype[valid], list(model.phenotype_names))
-    size = int(valid.sum())
     return pl.DataFrame(
         {
-            "schedule": _constant(schedule, size),
+            "schedule": _schedule_column(
+                model, np.broadcast_to(block.schedules[:, None], valid.shape)[valid]),
             "replicate": np.broadcast_to(block.replicates[:, None], valid.shape)[valid],
             "day": block.traj_day[valid],
             "genotype": genotype.cast(pl.Categorical),
-            "phenotype": phenotype.cast(pl.String).cast(pl.Enum(list(model.phenotype_names))),
+            "phenotype": _enum(block.traj_phenotype[valid], list(model.phenotype_names)),
             "cells": block.traj_cells[valid],
         }
     )
 
 
-def block_tables(model: CompiledModel, block: BlockResult, seed: int,
-                 schedule: str = UNTREATED) -> dict[str, pl.DataFrame]:
+def phase_changes_table(model: CompiledModel, block: BlockResult) -> pl.DataFrame:
+    """One row per phase entered: (schedule, replicate, day, phase, drugs, reason).
+
+    ``phase`` counts from 1 within its schedule; ``drugs`` names the phase's drugs
+    joined by '+' ("none" for a holiday); ``reason`` is the trigger that ended the
+    previous phase ("start" for the first phase at day 0).
+    """
+    valid = _valid(block.phase_change_rows, block.phase_day.shape[1])
+    schedules = np.broadcast_to(block.schedules[:, None], valid.shape)[valid]
+    phases = block.phase_index[valid]
+    labels = sorted({label for per in model.phase_labels for label in per})
+    label_code = np.array([[labels.index(label) for label in per] + [0] * (
+        max(map(len, model.phase_labels)) - len(per)) for per in model.phase_labels], np.int64)
+    return pl.DataFrame(
+        {
+            "schedule": _schedule_column(model, schedules),
+            "replicate": np.broadcast_to(block.replicates[:, None], valid.shape)[valid],
+            "day": block.phase_day[valid],
+            "phase": (phases + 1).astype(np.int32),
+            "drugs": _enum(label_code[schedules, phases], labels),
+            "reason": _enum(block.phase_reason[valid], list(PHASE_CHANGE_REASONS)),
+        }
+    )
+
+
+def block_tables(model: CompiledModel, block: BlockResult, seed: int) -> dict[str, pl.DataFrame]:
     return {
-        "patients": patients_table(model, block, seed, schedule),
-        "emergence": emergence_table(model, block, schedule),
-        "trajectories": trajectories_table(model, block, schedule),
+        "patients": patients_table(model, block, seed),
+        "emergence": emergence_table(model, block),
+        "trajectories": trajectories_table(model, block),
+        "phase_changes": phase_changes_table(model, block),
     }
