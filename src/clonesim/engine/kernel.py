@@ -26,10 +26,13 @@ Kernels take arrays and a Generator only: no config, no I/O.
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from collections import namedtuple
 
 import numpy as np
 from numba import njit, prange
+from numba.core import config as numba_config
+from numba.core import types
+from numba.experimental import structref
 
 from clonesim.engine.birth_death import birth_death_step, integrated_cells
 from clonesim.model.compiled import (
@@ -63,14 +66,24 @@ MIN_PREGROWTH_STEP_FRACTION = 1e-3
 # Rates under drug, cached per genotype
 # ---------------------------------------------------------------------------------------------
 
-class Workspace(NamedTuple):
+@structref.register
+class WorkspaceType(types.StructRef):
+    """numba type of :class:`Workspace`."""
+
+    def preprocess_fields(self, fields):
+        return tuple((name, types.unliteral(typ)) for name, typ in fields)
+
+
+class Workspace(structref.StructRefProxy):
     """Scratch and state arrays of one replicate (allocated once, reused by every schedule).
 
-    The genotype cache maps a genotype to its signal s_g, its summed mutation rate
-    per division over the alterations it lacks, and its switching transition
-    matrix over half a step; an entry is current when its epoch equals
-    ``state[EPOCH]``, which moves on whenever exposures or the step length change.
-    """
+    A StructRef, not a NamedTuple: numba reference-counts a tuple's arrays one
+    by one on every call that takes it, which cost ~0.5 us per step; a
+    StructRef is one object. The genotype cache maps a genotype to its signal
+    s_g, its summed mutation rate per division over the alterations it lacks,
+    and its switching transition matrix over half a step; an entry is current
+    when its epoch equals ``state[EPOCH]``, which moves on whenever exposures
+    or the step length change. Fields:
 
     geno: np.ndarray  # (C,) int64 genotype bit masks
     pheno: np.ndarray  # (C,) int64 phenotype indices
@@ -91,11 +104,70 @@ class Workspace(NamedTuple):
     extra_death: np.ndarray  # (P,) drug-induced extra death per phenotype this step (per day)
     expm_scratch: np.ndarray  # (3, P, P)
     mechanism_cells: np.ndarray  # (M,) int64 cells carrying each mechanism
-    state: np.ndarray  # (2,) float64: [EPOCH, HALF_STEP]
+    state: np.ndarray  # (3,) float64: [EPOCH, HALF_STEP, REFRESHED]
+
+    It also holds, under the same names, the KernelModel tables that the step
+    functions read (MODEL_TABLES), so those take the workspace alone and
+    functions written against a KernelModel accept it too.
+    """
+
+
+WORKSPACE_FIELDS = (
+    "geno",
+    "pheno",
+    "cells",
+    "written",
+    "arrivals_geno",
+    "arrivals_pheno",
+    "arrivals_cells",
+    "scratch_weights",
+    "scratch_counts",
+    "cache_key",
+    "cache_epoch",
+    "cache_signal",
+    "cache_lacking_rate",
+    "cache_transition",
+    "exposure",
+    "concentration",
+    "extra_death",
+    "expm_scratch",
+    "mechanism_cells",
+    "state",
+)
+#: KernelModel fields a Workspace carries (the same arrays, not copies).
+MODEL_TABLES = (
+    "phenotype_birth_rate_per_day",
+    "phenotype_death_rate_per_day",
+    "phenotype_drug_kill_rate_per_day",
+    "phenotype_cytostatic_share",
+    "phenotype_mutation_rate_multiplier",
+    "switch_rate_per_day",
+    "switch_drug_induced_rate_per_day",
+    "switch_scaled_by_signal",
+    "alteration_mutation_rate_per_division",
+    "alteration_pathway_mask",
+    "driver_pathway_mask",
+    "carrying_capacity_cells",
+    "has_switching",
+    "drug_target_ic50",
+    "drug_target_hill",
+    "drug_target_max_inhibition",
+    "alteration_ic50_fold",
+    "drug_extra_death_per_day",
+    "drug_extra_death_ic50",
+    "drug_extra_death_hill",
+)
+if numba_config.DISABLE_JIT:
+    # Interpreted kernels (NUMBA_DISABLE_JIT=1, used to test the kernels as Python):
+    # a StructRef proxy cannot be built without the JIT; a namedtuple behaves the same.
+    Workspace = namedtuple("Workspace", WORKSPACE_FIELDS + MODEL_TABLES)  # type: ignore[misc]
+else:
+    structref.define_proxy(Workspace, WorkspaceType, list(WORKSPACE_FIELDS + MODEL_TABLES))
 
 
 EPOCH = 0
 HALF_STEP = 1
+REFRESHED = 2  # the epoch at which _refresh_cache last ran
 
 
 @njit(cache=True)
@@ -120,24 +192,51 @@ def make_workspace(model, max_compartments):
         np.zeros(num_drugs), np.zeros(num_drugs), np.zeros(num_phenotypes),
         np.zeros((3, num_phenotypes, num_phenotypes)),
         np.zeros(num_alterations + num_phenotypes - 1, np.int64),
-        np.zeros(2),
+        np.array([0.0, 0.0, -1.0]),
+        model.phenotype_birth_rate_per_day,
+        model.phenotype_death_rate_per_day,
+        model.phenotype_drug_kill_rate_per_day,
+        model.phenotype_cytostatic_share,
+        model.phenotype_mutation_rate_multiplier,
+        model.switch_rate_per_day,
+        model.switch_drug_induced_rate_per_day,
+        model.switch_scaled_by_signal,
+        model.alteration_mutation_rate_per_division,
+        model.alteration_pathway_mask,
+        model.driver_pathway_mask,
+        model.carrying_capacity_cells,
+        model.has_switching,
+        model.drug_target_ic50,
+        model.drug_target_hill,
+        model.drug_target_max_inhibition,
+        model.alteration_ic50_fold,
+        model.drug_extra_death_per_day,
+        model.drug_extra_death_ic50,
+        model.drug_extra_death_hill,
     )
 
 
 @njit(cache=True)
-def set_exposure(model, ws, exposure, step_days):
+def _exposure_changed(state, current, exposure, step_days):
+    """Whether ``exposure`` or the step length differ from the current ones."""
+    if state[HALF_STEP] != 0.5 * step_days:
+        return True
+    for d in range(exposure.shape[0]):
+        if current[d] != exposure[d]:
+            return True
+    return False
+
+
+@njit(cache=True)
+def set_exposure(ws, exposure, step_days):
     """Make ``exposure`` (D,) and the step length current; bumps the cache epoch if either changed.
 
     Also sets the drug-induced extra death per phenotype,
     sum_d extra_{d,p} H_d(c_d) / H_d(1), H(c) = c^n / (IC50^n + c^n).
     """
-    changed = ws.state[HALF_STEP] != 0.5 * step_days
-    for d in range(exposure.shape[0]):
-        if ws.exposure[d] != exposure[d]:
-            changed = True
-            ws.exposure[d] = exposure[d]
-    if not changed:
+    if not _exposure_changed(ws.state, ws.exposure, exposure, step_days):
         return
+    ws.exposure[:] = exposure
     ws.state[EPOCH] += 1.0
     ws.state[HALF_STEP] = 0.5 * step_days
     ws.extra_death[:] = 0.0
@@ -145,12 +244,12 @@ def set_exposure(model, ws, exposure, step_days):
         c = ws.exposure[d]
         if c <= 0.0:
             continue
-        ic50 = model.drug_extra_death_ic50[d]
-        n = model.drug_extra_death_hill[d]
+        ic50 = ws.drug_extra_death_ic50[d]
+        n = ws.drug_extra_death_hill[d]
         at_standard = 1.0 / (ic50**n + 1.0)
         effect = c**n / (ic50**n + c**n) / at_standard
         for p in range(ws.extra_death.shape[0]):
-            ws.extra_death[p] += model.drug_extra_death_per_day[d, p] * effect
+            ws.extra_death[p] += ws.drug_extra_death_per_day[d, p] * effect
 
 
 @njit(cache=True)
@@ -248,14 +347,15 @@ def switch_rate(model, from_phenotype, to_phenotype, signal):
 
 
 @njit(cache=True)
-def _fill_entry(model, ws, slot, genotype):
+def _fill_entry(ws, slot, genotype):
+    """Compute genotype g's signal, mutation rate and transition matrix into cache ``slot``."""
     signal = genotype_signal(
-        genotype, ws.exposure, model.driver_pathway_mask, model.alteration_pathway_mask,
-        model.alteration_ic50_fold, model.drug_target_ic50, model.drug_target_hill,
-        model.drug_target_max_inhibition,
+        genotype, ws.exposure, ws.driver_pathway_mask, ws.alteration_pathway_mask,
+        ws.alteration_ic50_fold, ws.drug_target_ic50, ws.drug_target_hill,
+        ws.drug_target_max_inhibition,
     )
     lacking = 0.0
-    rates = model.alteration_mutation_rate_per_division
+    rates = ws.alteration_mutation_rate_per_division
     for a in range(rates.shape[0]):
         if not (genotype >> a) & 1:
             lacking += rates[a]
@@ -263,50 +363,119 @@ def _fill_entry(model, ws, slot, genotype):
     ws.cache_epoch[slot] = np.int64(ws.state[EPOCH])
     ws.cache_signal[slot] = signal
     ws.cache_lacking_rate[slot] = lacking
-    if model.has_switching:
+    if ws.has_switching:
         out = ws.cache_transition[slot]
         h = ws.state[HALF_STEP]
         if out.shape[0] == 2:
-            _two_state_transition(switch_rate(model, 0, 1, signal),
-                                  switch_rate(model, 1, 0, signal), h, out)
+            _two_state_transition(switch_rate(ws, 0, 1, signal),
+                                  switch_rate(ws, 1, 0, signal), h, out)
         else:
-            _expm_transition(model, signal, h, out, ws.expm_scratch[0], ws.expm_scratch[1],
+            _expm_transition(ws, signal, h, out, ws.expm_scratch[0], ws.expm_scratch[1],
                              ws.expm_scratch[2])
 
 
 @njit(cache=True)
-def genotype_slot(model, ws, genotype):
-    """Cache slot holding genotype g's current signal, mutation rate and transition matrix.
+def _refresh_cache(ws, num_active):
+    """Make the cache entry of every live genotype current (after exposures or dt changed).
 
-    Open addressing with linear probing; a full table is cleared (rare: it holds
-    at least twice as many genotypes as a replicate may have compartments).
+    One call per step with the tables as locals: cheaper than a genotype_slot call
+    per genotype (see the performance note of _advance). Two phenotypes use the
+    closed-form transition here; more go through genotype_slot.
     """
-    mask = ws.cache_key.shape[0] - 1
-    slot = (genotype ^ (genotype >> 11) ^ (genotype >> 23)) & mask
+    geno, cells = ws.geno, ws.cells
+    cache_key, cache_epoch = ws.cache_key, ws.cache_epoch
+    cache_signal, cache_lacking_rate, transitions = (ws.cache_signal, ws.cache_lacking_rate,
+                                                     ws.cache_transition)
+    exposure = ws.exposure
     epoch = np.int64(ws.state[EPOCH])
+    h = ws.state[HALF_STEP]
+    driver, pathway_mask = ws.driver_pathway_mask, ws.alteration_pathway_mask
+    fold, ic50 = ws.alteration_ic50_fold, ws.drug_target_ic50
+    hill, max_inhibition = ws.drug_target_hill, ws.drug_target_max_inhibition
+    rates = ws.alteration_mutation_rate_per_division
+    base_rate, drug_rate = ws.switch_rate_per_day, ws.switch_drug_induced_rate_per_day
+    scaled = ws.switch_scaled_by_signal
+    two_states = transitions.shape[1] == 2
+    for c in range(num_active):
+        if cells[c] == 0:
+            continue
+        g = geno[c]
+        slot = _key_slot(cache_key, g)
+        if slot >= 0 and cache_key[slot] == g and cache_epoch[slot] == epoch:
+            continue
+        if slot < 0 or not two_states:
+            genotype_slot(ws, g)
+            continue
+        signal = genotype_signal(g, exposure, driver, pathway_mask, fold, ic50, hill,
+                                 max_inhibition)
+        lacking = 0.0
+        for a in range(rates.shape[0]):
+            if not (g >> a) & 1:
+                lacking += rates[a]
+        cache_key[slot] = g
+        cache_epoch[slot] = epoch
+        cache_signal[slot] = signal
+        cache_lacking_rate[slot] = lacking
+        if ws.has_switching:
+            up = base_rate[0, 1] * (signal if scaled[0, 1] != 0.0 else 1.0) + drug_rate[0, 1] * (
+                1.0 - signal)
+            down = base_rate[1, 0] * (signal if scaled[1, 0] != 0.0 else 1.0) + drug_rate[1, 0] * (
+                1.0 - signal)
+            _two_state_transition(up, down, h, transitions[slot])
+
+
+@njit(cache=True)
+def _key_slot(cache_key, genotype):
+    """Slot holding genotype g, or the empty slot where it would go; -1 if the table is full.
+
+    Open addressing with linear probing from a mixed hash of the bit mask.
+    """
+    mask = cache_key.shape[0] - 1
+    slot = (genotype ^ (genotype >> 11) ^ (genotype >> 23)) & mask
     for _ in range(mask + 1):
-        key = ws.cache_key[slot]
-        if key == genotype:
-            if ws.cache_epoch[slot] != epoch:
-                _fill_entry(model, ws, slot, genotype)
-            return slot
-        if key == -1:
-            _fill_entry(model, ws, slot, genotype)
+        key = cache_key[slot]
+        if key == genotype or key == -1:
             return slot
         slot = (slot + 1) & mask
-    ws.cache_key[:] = -1
-    _fill_entry(model, ws, slot, genotype)
+    return -1
+
+
+@njit(cache=True)
+def _probe(cache_key, cache_epoch, epoch, genotype):
+    """Slot of genotype g when its cache entry is current (epoch matches), else -1."""
+    slot = _key_slot(cache_key, genotype)
+    if slot >= 0 and cache_key[slot] == genotype and cache_epoch[slot] == epoch:
+        return slot
+    return -1
+
+
+@njit(cache=True)
+def genotype_slot(ws, genotype):
+    """Cache slot holding genotype g's current signal, mutation rate and transition matrix.
+
+    Fills the entry when it is missing or stale; a full table is cleared first
+    (rare: it holds at least twice as many genotypes as a replicate may have
+    compartments).
+    """
+    slot = _key_slot(ws.cache_key, genotype)
+    if slot < 0:
+        ws.cache_key[:] = -1
+        ws.state[REFRESHED] = -1.0  # every live genotype must be computed again
+        slot = _key_slot(ws.cache_key, genotype)
+    if ws.cache_key[slot] != genotype or ws.cache_epoch[slot] != np.int64(ws.state[EPOCH]):
+        _fill_entry(ws, slot, genotype)
     return slot
 
 
 @njit(cache=True)
-def slot_rates(model, ws, slot, phenotype, logistic_factor):
-    """Per-cell rates (b, d, U) of phenotype p in the genotype at ``slot`` (DESIGN §1.2-1.4).
+def rates_under_signal(model, phenotype, signal, lacking_rate, extra_death, logistic_factor):
+    """Per-cell rates (b, d, U) of phenotype p in a genotype with signal s_g (DESIGN §1.2-1.4).
 
     b = b_p (1 - phi_p (1 - s_g)) max(0, 1 - N/K), d = d_p + k_p (1 - s_g) + extra_p,
-    U = m_p sum_{a not in g} u_a (the mutation probability per division), per day.
+    U = m_p sum_{a not in g} u_a (the mutation probability per division), per day;
+    ``lacking_rate`` is that sum and ``extra_death`` the drugs' extra death of p.
     """
-    lack_signal = 1.0 - ws.cache_signal[slot]
+    lack_signal = 1.0 - signal
     birth = (
         model.phenotype_birth_rate_per_day[phenotype]
         * (1.0 - model.phenotype_cytostatic_share[phenotype] * lack_signal)
@@ -315,10 +484,17 @@ def slot_rates(model, ws, slot, phenotype, logistic_factor):
     death = (
         model.phenotype_death_rate_per_day[phenotype]
         + model.phenotype_drug_kill_rate_per_day[phenotype] * lack_signal
-        + ws.extra_death[phenotype]
+        + extra_death
     )
-    mutation = ws.cache_lacking_rate[slot] * model.phenotype_mutation_rate_multiplier[phenotype]
-    return birth, death, mutation
+    return birth, death, lacking_rate * model.phenotype_mutation_rate_multiplier[phenotype]
+
+
+@njit(cache=True)
+def slot_rates(ws, slot, phenotype, logistic_factor):
+    """rates_under_signal for the genotype cached at ``slot``."""
+    return rates_under_signal(ws, phenotype, ws.cache_signal[slot],
+                              ws.cache_lacking_rate[slot], ws.extra_death[phenotype],
+                              logistic_factor)
 
 
 @njit(cache=True)
@@ -395,22 +571,19 @@ def _birth_time(growth_rate, dt_days, u):
 
 
 @njit(cache=True)
-def _grow_new_cells(rng, model, ws, genotype, phenotype, logistic, born, parent_start,
-                    parent_end, dt_days):
+def _grow_new_cells(rng, birth, death, born, parent_start, parent_end, dt_days):
     """Advance ``born`` cells created inside a step to the step's end.
 
-    Their birth times follow the parent's size, taken as exponential between its
-    two ends; each new cell then follows the exact birth-death law of its own
-    compartment for the rest of the step (a batch of more than
+    ``birth`` (already net of mutant divisions) and ``death`` are the new
+    compartment's per-cell rates. Birth times follow the parent's size, taken as
+    exponential between its two ends; each new cell then follows the exact
+    birth-death law for the rest of the step (a batch of more than
     MAX_INDIVIDUAL_ARRIVALS starts together at the mean birth time).
     Returns (cells at the step's end, earliest birth time within the step).
     """
     growth = 0.0
     if parent_start > 0 and parent_end > 0:
         growth = math.log(parent_end / parent_start) / dt_days
-    birth, death, mutation = slot_rates(model, ws, genotype_slot(model, ws, genotype), phenotype,
-                                        logistic)
-    birth *= 1.0 - mutation
     if born <= MAX_INDIVIDUAL_ARRIVALS:
         cells = np.int64(0)
         first = dt_days
@@ -435,86 +608,111 @@ def _total(cells, num_active):
 
 
 @njit(cache=True)
-def _apply_arrivals(ws, num_active, num_arrivals, num_alterations, day, arise_day):
+def _apply_arrivals(geno, pheno, cells, written, num_active, num_arrivals, arrivals_geno,
+                    arrivals_pheno, arrivals_cells, num_alterations, day, arise_day):
     """Add arriving cells to their compartments (created as needed); -1 when full."""
     for i in range(num_arrivals):
-        c, num_active = _find_or_add(
-            ws.arrivals_geno[i], ws.arrivals_pheno[i], ws.geno, ws.pheno, ws.cells, ws.written,
-            num_active,
-        )
+        c, num_active = _find_or_add(arrivals_geno[i], arrivals_pheno[i], geno, pheno, cells,
+                                     written, num_active)
         if c < 0:
             return -1
-        ws.cells[c] += ws.arrivals_cells[i]
-        if ws.arrivals_cells[i] > 0:
-            _mark_arisal(ws.geno[c], ws.pheno[c], num_alterations, day, arise_day)
+        cells[c] += arrivals_cells[i]
+        if arrivals_cells[i] > 0:
+            _mark_arisal(geno[c], pheno[c], num_alterations, day, arise_day)
     return num_active
 
 
 @njit(cache=True)
-def _switch(rng, model, ws, num_active, num_alterations, day, arise_day):
+def _switch(rng, geno, pheno, cells, written, num_active, cache_key, transitions,
+            arrivals_geno, arrivals_pheno, arrivals_cells, num_alterations, day, arise_day):
     """Phenotype switching alone over half a step: whole cells move, none are made or lost.
 
     The n cells of (g, p) are spread over phenotypes by Multinomial(n, P_g[p, :]),
-    P_g = expm(Q(s_g) h) from the genotype cache, drawn as conditional binomials
-    (written out here rather than with multinomial_split: this is the hottest
-    loop, and the inline form measured 20 % faster). Exact for pure switching.
-    Returns the new number of compartments.
+    P_g = expm(Q(s_g) h) from the genotype cache (``transitions``; every live
+    genotype must be current there), drawn as conditional binomials (written out
+    rather than with multinomial_split: this is the hottest loop, and the inline
+    form measured 20 % faster). Exact for pure switching. Returns the new number
+    of compartments, or -1 when there is no room for one.
     """
-    geno, pheno, cells = ws.geno, ws.pheno, ws.cells
-    num_phenotypes = ws.extra_death.shape[0]
+    num_phenotypes = transitions.shape[1]
     num_arrivals = 0
     for c in range(num_active):
         n = cells[c]
         if n == 0:
             continue
         p = pheno[c]
-        transition = ws.cache_transition[genotype_slot(model, ws, geno[c])]
-        leave_probability = 1.0 - transition[p, p]
+        slot = _key_slot(cache_key, geno[c])
+        leave_probability = 1.0 - transitions[slot, p, p]
         if leave_probability <= 0.0:
             continue
         leaving = rng.binomial(n, min(1.0, leave_probability))
         cells[c] = n - leaving
         last_target = -1
         for q in range(num_phenotypes):
-            if q != p and transition[p, q] > 0.0:
+            if q != p and transitions[slot, p, q] > 0.0:
                 last_target = q
         remaining = leave_probability
         q = 0
         while leaving > 0 and q <= last_target:
-            share = transition[p, q] if q != p else 0.0
+            share = transitions[slot, p, q] if q != p else 0.0
             if share > 0.0:
                 if q == last_target:
                     k = leaving
                 else:
                     k = rng.binomial(leaving, min(1.0, share / remaining))
                 if k > 0:
-                    ws.arrivals_geno[num_arrivals] = geno[c]
-                    ws.arrivals_pheno[num_arrivals] = q
-                    ws.arrivals_cells[num_arrivals] = k
+                    arrivals_geno[num_arrivals] = geno[c]
+                    arrivals_pheno[num_arrivals] = q
+                    arrivals_cells[num_arrivals] = k
                     num_arrivals += 1
                 leaving -= k
                 remaining -= share
             q += 1
-    return _apply_arrivals(ws, num_active, num_arrivals, num_alterations, day, arise_day)
+    return _apply_arrivals(geno, pheno, cells, written, num_active, num_arrivals, arrivals_geno,
+                           arrivals_pheno, arrivals_cells, num_alterations, day, arise_day)
 
 
 @njit(cache=True)
-def _advance(rng, model, ws, num_active, dt_days, day_end, arise_day):
+def _advance(rng, ws, num_active, dt_days, day_end, arise_day):
     """Advance every compartment by one step; returns (num_active, total_cells) or (-1, 0).
 
     Strang splitting: switching for dt/2, then the exact birth-death step with
     mutation for dt, then switching for dt/2 (second order in dt for the mean).
     Rates, including the logistic factor, are taken at the start of the step;
     the exposures and ``dt_days`` must have been made current with set_exposure.
+
+    Performance note: numba updates reference counts of every array an argument
+    holds on each call, so the loops below call only functions of scalars and a
+    few arrays, the model tables come from the workspace (one object), and the
+    genotype cache is brought up to date once, before the first switching half-step.
     """
-    geno, pheno, cells = ws.geno, ws.pheno, ws.cells
+    geno, pheno, cells, written = ws.geno, ws.pheno, ws.cells, ws.written
+    arrivals_geno, arrivals_pheno, arrivals_cells = (ws.arrivals_geno, ws.arrivals_pheno,
+                                                     ws.arrivals_cells)
+    cache_key, cache_epoch, transitions = ws.cache_key, ws.cache_epoch, ws.cache_transition
+    cache_signal, cache_lacking_rate, extra_death = (ws.cache_signal, ws.cache_lacking_rate,
+                                                     ws.extra_death)
+    epoch = np.int64(ws.state[EPOCH])
+    mutation_rates = ws.alteration_mutation_rate_per_division
+    base_birth = ws.phenotype_birth_rate_per_day
+    base_death = ws.phenotype_death_rate_per_day
+    kill = ws.phenotype_drug_kill_rate_per_day
+    cytostatic = ws.phenotype_cytostatic_share
+    multiplier = ws.phenotype_mutation_rate_multiplier
+    num_alterations = mutation_rates.shape[0]
     day_start = day_end - dt_days
-    num_alterations = model.alteration_mutation_rate_per_division.shape[0]
+
+    if ws.state[REFRESHED] != ws.state[EPOCH]:
+        _refresh_cache(ws, num_active)
+        ws.state[REFRESHED] = ws.state[EPOCH]
+
     logistic = 1.0
-    if model.carrying_capacity_cells < math.inf:
-        logistic = max(0.0, 1.0 - _total(cells, num_active) / model.carrying_capacity_cells)
-    if model.has_switching:
-        num_active = _switch(rng, model, ws, num_active, num_alterations, day_start, arise_day)
+    if ws.carrying_capacity_cells < math.inf:
+        logistic = max(0.0, 1.0 - _total(cells, num_active) / ws.carrying_capacity_cells)
+    if ws.has_switching:
+        num_active = _switch(rng, geno, pheno, cells, written, num_active, cache_key, transitions,
+                             arrivals_geno, arrivals_pheno, arrivals_cells, num_alterations,
+                             day_start, arise_day)
         if num_active < 0:
             return -1, np.int64(0)
 
@@ -527,7 +725,12 @@ def _advance(rng, model, ws, num_active, dt_days, day_end, arise_day):
             continue
         g = geno[c]
         p = pheno[c]
-        birth, death, mutation = slot_rates(model, ws, genotype_slot(model, ws, g), p, logistic)
+        slot = _key_slot(cache_key, g)
+        # rates_under_signal, written out (no call: see the performance note).
+        lack_signal = 1.0 - cache_signal[slot]
+        birth = base_birth[p] * (1.0 - cytostatic[p] * lack_signal) * logistic
+        death = base_death[p] + kill[p] * lack_signal + extra_death[p]
+        mutation = cache_lacking_rate[slot] * multiplier[p]
         end = birth_death_step(rng, start, birth * (1.0 - mutation), death, dt_days)
         if mutation > 0.0 and birth > 0.0:
             cell_days = integrated_cells(start, end, dt_days)
@@ -535,36 +738,47 @@ def _advance(rng, model, ws, num_active, dt_days, day_end, arise_day):
             if mutants > 0:
                 # Split over the alterations g lacks, in proportion to u_a.
                 for a in range(num_alterations):
-                    lacks = not (g >> a) & 1
-                    weights[a] = model.alteration_mutation_rate_per_division[a] if lacks else 0.0
+                    weights[a] = mutation_rates[a] if not (g >> a) & 1 else 0.0
                 multinomial_split(rng, mutants, weights, counts)
                 for a in range(num_alterations):
-                    if counts[a] > 0:
-                        mutant = g | (np.int64(1) << a)
-                        grown, first_birth = _grow_new_cells(
-                            rng, model, ws, mutant, p, logistic, counts[a], start, end, dt_days
-                        )
-                        _mark_arisal(mutant, p, num_alterations, day_start + first_birth,
-                                     arise_day)
-                        ws.arrivals_geno[num_arrivals] = mutant
-                        ws.arrivals_pheno[num_arrivals] = p
-                        ws.arrivals_cells[num_arrivals] = grown
-                        num_arrivals += 1
+                    if counts[a] == 0:
+                        continue
+                    mutant = g | (np.int64(1) << a)
+                    m = _probe(cache_key, cache_epoch, epoch, mutant)
+                    if m < 0:
+                        m = genotype_slot(ws, mutant)
+                    lack_mutant = 1.0 - cache_signal[m]
+                    birth_m = base_birth[p] * (1.0 - cytostatic[p] * lack_mutant) * logistic
+                    death_m = base_death[p] + kill[p] * lack_mutant + extra_death[p]
+                    mutation_m = cache_lacking_rate[m] * multiplier[p]
+                    grown, first_birth = _grow_new_cells(
+                        rng, birth_m * (1.0 - mutation_m), death_m, counts[a], start, end, dt_days
+                    )
+                    _mark_arisal(mutant, p, num_alterations, day_start + first_birth, arise_day)
+                    arrivals_geno[num_arrivals] = mutant
+                    arrivals_pheno[num_arrivals] = p
+                    arrivals_cells[num_arrivals] = grown
+                    num_arrivals += 1
         cells[c] = end
 
-    num_active = _apply_arrivals(ws, num_active, num_arrivals, num_alterations, day_end,
-                                 arise_day)
-    if num_active >= 0 and model.has_switching:
-        num_active = _switch(rng, model, ws, num_active, num_alterations, day_end, arise_day)
+    num_active = _apply_arrivals(geno, pheno, cells, written, num_active, num_arrivals,
+                                 arrivals_geno, arrivals_pheno, arrivals_cells, num_alterations,
+                                 day_end, arise_day)
+    if ws.state[REFRESHED] != ws.state[EPOCH]:  # the cache was cleared for a new genotype
+        _refresh_cache(ws, num_active)
+        ws.state[REFRESHED] = ws.state[EPOCH]
+    if num_active >= 0 and ws.has_switching:
+        num_active = _switch(rng, geno, pheno, cells, written, num_active, cache_key, transitions,
+                             arrivals_geno, arrivals_pheno, arrivals_cells, num_alterations,
+                             day_end, arise_day)
     if num_active < 0:
         return -1, np.int64(0)
     return num_active, _total(cells, num_active)
 
 
 @njit(cache=True)
-def _compact(ws, num_active):
+def _compact(geno, pheno, cells, written, num_active):
     """Drop empty compartments that no trajectory row still needs, keeping order."""
-    geno, pheno, cells, written = ws.geno, ws.pheno, ws.cells, ws.written
     kept = 0
     for c in range(num_active):
         if cells[c] > 0 or written[c] != 0:
@@ -577,20 +791,20 @@ def _compact(ws, num_active):
 
 
 @njit(cache=True)
-def _record(day, ws, num_active, rows, traj_day, traj_geno, traj_pheno, traj_cells):
+def _record(day, geno, pheno, cells, written, num_active, rows, traj_day, traj_geno, traj_pheno,
+            traj_cells):
     """Append the live compartments (and those that just emptied, with 0) to the trajectory.
 
     Rows past the buffer's capacity are counted but not written, so the caller
     can rerun the replicate with a buffer of the right size.
     """
     capacity = traj_day.shape[0]
-    cells, written = ws.cells, ws.written
     for c in range(num_active):
         if cells[c] > 0 or written[c] != 0:
             if rows < capacity:
                 traj_day[rows] = day
-                traj_geno[rows] = ws.geno[c]
-                traj_pheno[rows] = ws.pheno[c]
+                traj_geno[rows] = geno[c]
+                traj_pheno[rows] = pheno[c]
                 traj_cells[rows] = cells[c]
             rows += 1
             written[c] = 1 if cells[c] > 0 else 0
@@ -636,11 +850,11 @@ def _seed_initial_tumour(rng, initial_cells, phenotype_fraction, alteration_frac
                     num_active += 1
                     remaining -= k
         cells[founder_slot] = remaining
-    return _compact(ws, num_active)
+    return _compact(geno, pheno, cells, written, num_active)
 
 
 @njit(cache=True)
-def _grow_from_one_cell(rng, model, target_cells, dt_days, ws, arise_day):
+def _grow_from_one_cell(rng, target_cells, dt_days, ws, arise_day):
     """Grow untreated from one founder cell until the burden reaches ``target_cells``.
 
     Conditioned on reaching it: a lineage that dies out is restarted from one
@@ -650,7 +864,7 @@ def _grow_from_one_cell(rng, model, target_cells, dt_days, ws, arise_day):
     Returns (num_active, days taken, status); arise days are relative to the start.
     """
     geno, pheno, cells = ws.geno, ws.pheno, ws.cells
-    num_alterations = model.alteration_mutation_rate_per_division.shape[0]
+    num_alterations = ws.alteration_mutation_rate_per_division.shape[0]
     no_drug = np.zeros(ws.exposure.shape[0])
     for _attempt in range(MAX_PREGROWTH_ATTEMPTS):
         arise_day[:] = np.nan
@@ -665,11 +879,11 @@ def _grow_from_one_cell(rng, model, target_cells, dt_days, ws, arise_day):
             # Mean net growth rate of the tumour, to aim the last steps at the target.
             growth = 0.0
             logistic = 1.0
-            if model.carrying_capacity_cells < math.inf:
-                logistic = max(0.0, 1.0 - total / model.carrying_capacity_cells)
+            if ws.carrying_capacity_cells < math.inf:
+                logistic = max(0.0, 1.0 - total / ws.carrying_capacity_cells)
             for c in range(num_active):
                 if cells[c] > 0:
-                    b, d, _ = slot_rates(model, ws, genotype_slot(model, ws, geno[c]), pheno[c],
+                    b, d, _ = slot_rates(ws, genotype_slot(ws, geno[c]), pheno[c],
                                          logistic)
                     growth += (b - d) * cells[c]
             growth /= total
@@ -681,11 +895,11 @@ def _grow_from_one_cell(rng, model, target_cells, dt_days, ws, arise_day):
                 to_target = math.log(target_cells / total) / growth
                 step = min(dt_days, max(0.5 * to_target, MIN_PREGROWTH_STEP_FRACTION * dt_days))
             day += step
-            set_exposure(model, ws, no_drug, step)
-            num_active, total = _advance(rng, model, ws, num_active, step, day, arise_day)
+            set_exposure(ws, no_drug, step)
+            num_active, total = _advance(rng, ws, num_active, step, day, arise_day)
             if num_active < 0:
                 return 0, day, STATUS_TOO_MANY_COMPARTMENTS
-            num_active = _compact(ws, num_active)
+            num_active = _compact(geno, pheno, cells, ws.written, num_active)
         if total >= target_cells:
             _mark_arisal(np.int64(0), 0, num_alterations, 0.0, arise_day)
             return num_active, day, STATUS_ALIVE
@@ -693,7 +907,7 @@ def _grow_from_one_cell(rng, model, target_cells, dt_days, ws, arise_day):
 
 
 @njit(cache=True)
-def build_day_zero(rng, model, initial_cells, phenotype_fraction, alteration_fraction,
+def build_day_zero(rng, initial_cells, phenotype_fraction, alteration_fraction,
                    grow_to_cells, dt_days, ws, arise_day):
     """The tumour at day 0 (start of therapy) in ``ws``: (num_active, days_to_diagnosis, status).
 
@@ -704,7 +918,7 @@ def build_day_zero(rng, model, initial_cells, phenotype_fraction, alteration_fra
     arise_day[:] = np.nan
     if grow_to_cells > 0:
         num_active, days_to_diagnosis, status = _grow_from_one_cell(
-            rng, model, grow_to_cells, dt_days, ws, arise_day
+            rng, grow_to_cells, dt_days, ws, arise_day
         )
         if status != STATUS_ALIVE:
             return 0, days_to_diagnosis, status
@@ -719,24 +933,22 @@ def build_day_zero(rng, model, initial_cells, phenotype_fraction, alteration_fra
 
 
 @njit(cache=True)
-def _count_mechanisms(ws, num_active, num_alterations):
-    """ws.mechanism_cells[m] = cells carrying mechanism m (alterations, then phenotypes 1..)."""
-    counts = ws.mechanism_cells
+def _count_mechanisms(geno, pheno, cells, num_active, num_alterations, counts):
+    """counts[m] = cells carrying mechanism m (alterations, then phenotypes 1, 2, ...)."""
     counts[:] = 0
     for c in range(num_active):
-        n = ws.cells[c]
+        n = cells[c]
         if n == 0:
             continue
-        g = ws.geno[c]
+        g = geno[c]
+        a = 0
         while g != 0:
-            low = g & -g
-            a = 0
-            while (low >> a) != 1:
-                a += 1
-            counts[a] += n
-            g ^= low
-        if ws.pheno[c] > 0:
-            counts[num_alterations + ws.pheno[c] - 1] += n
+            if g & 1:
+                counts[a] += n
+            g >>= 1
+            a += 1
+        if pheno[c] > 0:
+            counts[num_alterations + pheno[c] - 1] += n
 
 
 # ---------------------------------------------------------------------------------------------
@@ -776,11 +988,9 @@ TIME_TOLERANCE_DAYS = 1e-9
 
 
 @njit(cache=True)
-def _trigger_fires(schedules, phase, phase_start, day, burden, baseline, progression_now,
+def _trigger_fires(kind, value, phase_start, day, burden, baseline, progression_now,
                    sampled_now, detected_now):
-    """Whether the trigger of ``phase`` fires at the step end ``day`` (see clonesim.therapy)."""
-    kind = schedules.trigger_kind[phase]
-    value = schedules.trigger_value[phase]
+    """Whether a phase's trigger (kind, value) fires at the step end ``day`` (clonesim.therapy)."""
     if kind == TRIGGER_CTDNA:
         return sampled_now and detected_now[np.int64(value)]
     if day <= phase_start + TIME_TOLERANCE_DAYS:
@@ -799,40 +1009,42 @@ def _trigger_fires(schedules, phase, phase_start, day, burden, baseline, progres
 
 
 @njit(cache=True)
-def _next_step_end(model, schedules, phase, phase_start, day, grid_end, horizon_days,
-                   next_sample):
+def _next_step_end(kind, value, dose, on_days, off_days, phase_start, day, grid_end,
+                   horizon_days, next_sample):
     """The step's end: the next grid point, or an earlier step point (the current phase's
-    fixed-time trigger or dosing on/off boundary, or a ctDNA sampling day)."""
+    fixed-time trigger or dosing on/off boundary, or a ctDNA sampling day).
+
+    ``dose``, ``on_days``, ``off_days`` are the current phase's rows (D,).
+    """
     end = min(grid_end, horizon_days, next_sample)
-    kind = schedules.trigger_kind[phase]
-    value = schedules.trigger_value[phase]
     if kind == TRIGGER_DAY and value > day + TIME_TOLERANCE_DAYS:
         end = min(end, value)
     elif kind == TRIGGER_AFTER_DAYS and phase_start + value > day + TIME_TOLERANCE_DAYS:
         end = min(end, phase_start + value)
-    for d in range(schedules.dose.shape[1]):
-        if schedules.dose[phase, d] > 0.0:
-            boundary = next_pattern_boundary(day - phase_start, schedules.on_days[phase, d],
-                                             schedules.off_days[phase, d])
+    for d in range(dose.shape[0]):
+        if dose[d] > 0.0 and on_days[d] < math.inf:
+            boundary = next_pattern_boundary(day - phase_start, on_days[d], off_days[d])
             end = min(end, phase_start + boundary)
     return end
 
 
 @njit(cache=True)
-def _ctdna_sample(model, ws, burden, num_alterations, day, mech_days, detected_now):
+def _ctdna_sample(counts, burden, num_alterations, detection_vaf, day, mech_days,
+                  detected_now):
     """One liquid biopsy: alteration a is seen when VAF = carriers / (2 N) >= the limit."""
     for a in range(num_alterations):
-        seen = burden > 0 and 0.5 * ws.mechanism_cells[a] / burden >= model.ctdna_detection_vaf
+        seen = burden > 0 and 0.5 * counts[a] / burden >= detection_vaf
         detected_now[a] = seen
         if seen and math.isnan(mech_days[a, MECH_CTDNA]):
             mech_days[a, MECH_CTDNA] = day
 
 
 @njit(cache=True)
-def _mechanism_milestones(model, ws, burden, day, mech_days):
-    for m in range(ws.mechanism_cells.shape[0]):
-        n = ws.mechanism_cells[m]
-        if n >= model.established_cells and math.isnan(mech_days[m, MECH_ESTABLISHED]):
+def _mechanism_milestones(counts, established_cells, burden, day, mech_days):
+    """First days each mechanism holds established_cells cells and more than half the burden."""
+    for m in range(counts.shape[0]):
+        n = counts[m]
+        if n >= established_cells and math.isnan(mech_days[m, MECH_ESTABLISHED]):
             mech_days[m, MECH_ESTABLISHED] = day
         if 2 * n > burden and math.isnan(mech_days[m, MECH_DOMINANT]):
             mech_days[m, MECH_DOMINANT] = day
@@ -852,8 +1064,22 @@ def run_schedule(rng, model, schedules, schedule, ws, num_active, dt_days, horiz
     trajectory and the phase changes (rows past a buffer's end are counted, not
     written). ``arise_day`` (M,) holds the day-0 arise days on entry.
     """
+    # Locals, not attribute reads in the loop: see the performance note of _advance.
     num_alterations = model.alteration_mutation_rate_per_division.shape[0]
-    num_drugs = model.drug_elimination_per_day.shape[0]
+    elimination = model.drug_elimination_per_day
+    num_drugs = elimination.shape[0]
+    lethal_cells = model.lethal_cells
+    detection_cells = model.detection_cells
+    progression_factor = model.progression_burden_factor
+    established_cells = model.established_cells
+    ctdna_every_days = model.ctdna_every_days
+    ctdna_vaf = model.ctdna_detection_vaf
+    trigger_kind, trigger_value = schedules.trigger_kind, schedules.trigger_value
+    doses, every_days = schedules.dose, schedules.every_days
+    on_days, off_days = schedules.on_days, schedules.off_days
+    geno, pheno, cells, written = ws.geno, ws.pheno, ws.cells, ws.written
+    concentration, counts = ws.concentration, ws.mechanism_cells
+    state = ws.state
     first = schedules.first_phase[schedule]
     num_phases = schedules.num_phases[schedule]
     from_baseline = schedules.baseline_reference[schedule] != 0
@@ -867,11 +1093,11 @@ def run_schedule(rng, model, schedules, schedule, ws, num_active, dt_days, horiz
     mech_days[:, :] = np.nan
     mech_days[:, MECH_ARISE] = arise_day
     drug_days[:] = 0.0
-    ws.concentration[:] = 0.0
+    concentration[:] = 0.0
     exposure = np.zeros(num_drugs)
     detected_now = np.zeros(max(num_alterations, 1), np.bool_)
 
-    baseline = _total(ws.cells, num_active)
+    baseline = _total(cells, num_active)
     burden = baseline
     nadir = baseline  # least burden before the schedule's progression
     nadir_day = 0.0
@@ -884,14 +1110,15 @@ def run_schedule(rng, model, schedules, schedule, ws, num_active, dt_days, horiz
     stop_day = np.nan
     compartment_steps = np.int64(0)
 
-    rows = _record(0.0, ws, num_active, 0, traj_day, traj_geno, traj_pheno, traj_cells)
-    _count_mechanisms(ws, num_active, num_alterations)
-    _mechanism_milestones(model, ws, burden, 0.0, mech_days)
-    _ctdna_sample(model, ws, burden, num_alterations, 0.0, mech_days, detected_now)
-    next_sample = model.ctdna_every_days
+    rows = _record(0.0, geno, pheno, cells, written, num_active, 0, traj_day, traj_geno,
+                   traj_pheno, traj_cells)
+    _count_mechanisms(geno, pheno, cells, num_active, num_alterations, counts)
+    _mechanism_milestones(counts, established_cells, burden, 0.0, mech_days)
+    _ctdna_sample(counts, burden, num_alterations, ctdna_vaf, 0.0, mech_days, detected_now)
+    next_sample = ctdna_every_days
     for _ in range(num_phases):  # a day-0 liquid biopsy may end the first phases at once
-        if not _trigger_fires(schedules, phase, phase_start, 0.0, burden, baseline, False, True,
-                              detected_now):
+        if not _trigger_fires(trigger_kind[phase], trigger_value[phase], phase_start, 0.0, burden,
+                              baseline, False, True, detected_now):
             break
         local = phase - first + 1
         phase = first + (0 if local >= num_phases else local)
@@ -905,7 +1132,8 @@ def run_schedule(rng, model, schedules, schedule, ws, num_active, dt_days, horiz
     grid_index = 0
     while day < horizon_days - TIME_TOLERANCE_DAYS:
         grid_end = (grid_index + 1) * dt_days
-        day_end = _next_step_end(model, schedules, phase, phase_start, day, grid_end,
+        day_end = _next_step_end(trigger_kind[phase], trigger_value[phase], doses[phase],
+                                 on_days[phase], off_days[phase], phase_start, day, grid_end,
                                  horizon_days, next_sample)
         on_grid = day_end >= grid_end - TIME_TOLERANCE_DAYS
         if on_grid:
@@ -914,18 +1142,18 @@ def run_schedule(rng, model, schedules, schedule, ws, num_active, dt_days, horiz
         step = day_end - day
         for d in range(num_drugs):
             mean, end, given = drug_exposure_over_step(
-                ws.concentration[d], model.drug_elimination_per_day[d], day, day_end, phase_start,
-                schedules.dose[phase, d], schedules.every_days[phase, d],
-                schedules.on_days[phase, d], schedules.off_days[phase, d],
+                concentration[d], elimination[d], day, day_end, phase_start, doses[phase, d],
+                every_days[phase, d], on_days[phase, d], off_days[phase, d],
             )
             exposure[d] = mean
-            ws.concentration[d] = end
+            concentration[d] = end
             drug_days[d] += given
-        set_exposure(model, ws, exposure, step)
+        if _exposure_changed(state, ws.exposure, exposure, step):
+            set_exposure(ws, exposure, step)
         for c in range(num_active):
-            if ws.cells[c] > 0:
+            if cells[c] > 0:
                 compartment_steps += 1
-        num_active, burden = _advance(rng, model, ws, num_active, step, day_end, arise_day)
+        num_active, burden = _advance(rng, ws, num_active, step, day_end, arise_day)
         day = day_end
         if num_active < 0:
             status = STATUS_TOO_MANY_COMPARTMENTS
@@ -937,27 +1165,29 @@ def run_schedule(rng, model, schedules, schedule, ws, num_active, dt_days, horiz
         # Events at the step end.
         if burden == 0:
             status = STATUS_EXTINCT
-        elif burden >= model.lethal_cells:
+        elif burden >= lethal_cells:
             status = STATUS_DIED
         if not progressed and burden < nadir:
             nadir = burden
             nadir_day = day
         line_nadir = min(line_nadir, burden)
         reference = baseline if from_baseline else line_nadir
-        progression_now = (burden >= model.progression_burden_factor * reference
-                           and burden >= model.detection_cells)
-        _count_mechanisms(ws, num_active, num_alterations)
-        _mechanism_milestones(model, ws, burden, day, mech_days)
+        progression_now = (burden >= progression_factor * reference
+                           and burden >= detection_cells)
+        _count_mechanisms(geno, pheno, cells, num_active, num_alterations, counts)
+        _mechanism_milestones(counts, established_cells, burden, day, mech_days)
         sampled_now = day >= next_sample - TIME_TOLERANCE_DAYS
         if sampled_now:
-            _ctdna_sample(model, ws, burden, num_alterations, day, mech_days, detected_now)
-            next_sample += model.ctdna_every_days
+            _ctdna_sample(counts, burden, num_alterations, ctdna_vaf, day, mech_days,
+                          detected_now)
+            next_sample += ctdna_every_days
         if status == STATUS_ALIVE:
             for _ in range(num_phases):
-                if not _trigger_fires(schedules, phase, phase_start, day, burden, baseline,
-                                      progression_now, sampled_now, detected_now):
+                if not _trigger_fires(trigger_kind[phase], trigger_value[phase], phase_start, day,
+                                      burden, baseline, progression_now, sampled_now,
+                                      detected_now):
                     break
-                reason = schedules.trigger_kind[phase]
+                reason = trigger_kind[phase]
                 if reason == TRIGGER_PROGRESSION:  # a change of line, not the schedule's failure
                     progression_now = False
                     line_nadir = burden
@@ -973,23 +1203,23 @@ def run_schedule(rng, model, schedules, schedule, ws, num_active, dt_days, horiz
             progressed = True
             ttp = day
             best = np.int64(0)
-            for m in range(ws.mechanism_cells.shape[0]):
-                if ws.mechanism_cells[m] > best:
-                    best = ws.mechanism_cells[m]
+            for m in range(counts.shape[0]):
+                if counts[m] > best:
+                    best = counts[m]
                     mechanism_at_progression = m
             if mechanism_at_progression >= 0:
                 mechanism_share = best / burden
 
         last = day >= horizon_days - TIME_TOLERANCE_DAYS
         if status != STATUS_ALIVE or last or (on_grid and grid_index % record_every_steps == 0):
-            rows = _record(day, ws, num_active, rows, traj_day, traj_geno, traj_pheno,
-                           traj_cells)
+            rows = _record(day, geno, pheno, cells, written, num_active, rows, traj_day,
+                           traj_geno, traj_pheno, traj_cells)
         if status != STATUS_ALIVE:
             stop_day = day
             break
-        num_active = _compact(ws, num_active)
+        num_active = _compact(geno, pheno, cells, written, num_active)
 
-    if nadir < model.detection_cells:
+    if nadir < detection_cells:
         response = RESPONSE_CR
     elif nadir <= model.response_burden_factor * baseline:
         response = RESPONSE_PR
@@ -1027,7 +1257,7 @@ def simulate_replicate(day_zero_rng, therapy_generators, first_row, model, sched
     num_mechanisms = mech_days.shape[1]
     arise_day = np.empty(num_mechanisms)
     num_active, days_to_diagnosis, status = build_day_zero(
-        day_zero_rng, model, initial_cells, phenotype_fraction, alteration_fraction,
+        day_zero_rng, initial_cells, phenotype_fraction, alteration_fraction,
         grow_to_cells, dt_days, ws, arise_day,
     )
     num_schedules = schedule_ids.shape[0]
@@ -1040,7 +1270,8 @@ def simulate_replicate(day_zero_rng, therapy_generators, first_row, model, sched
     start_pheno = ws.pheno[:num_active].copy()
     start_cells = ws.cells[:num_active].copy()
     start_arise = arise_day.copy()
-    _count_mechanisms(ws, num_active, alteration_fraction.shape[0])
+    _count_mechanisms(ws.geno, ws.pheno, ws.cells, num_active, alteration_fraction.shape[0],
+                      ws.mechanism_cells)
     at_start = ws.mechanism_cells.copy()
     for j in range(num_schedules):
         row = first_row + j

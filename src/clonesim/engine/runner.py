@@ -21,8 +21,9 @@ from clonesim.config.errors import ClonesimError
 from clonesim.engine import kernel
 from clonesim.model.compiled import CompiledModel, compile_model
 
-#: Trajectory rows reserved per record time and replicate before a rerun is needed.
-INITIAL_ROWS_PER_RECORD = 8
+#: Trajectory rows reserved per record time and row before a rerun is needed (first block;
+#: later blocks size their buffers from what earlier blocks used).
+INITIAL_ROWS_PER_RECORD = 16
 #: Phase changes reserved per (replicate, schedule) before a rerun is needed.
 INITIAL_PHASE_CHANGES = 32
 #: Last element of the therapy streams' spawn key (the day-0 stream has none).
@@ -155,7 +156,8 @@ def _run_kernel(model: CompiledModel, seed: int, replicates: np.ndarray, schedul
 
 
 def run_block(model: CompiledModel, seed: int, replicates: Sequence[int], point: int = 0,
-              schedules: Sequence[int] | None = None) -> BlockResult:
+              schedules: Sequence[int] | None = None, trajectory_capacity: int | None = None,
+              phase_capacity: int | None = None) -> BlockResult:
     """Simulate the given replicates under the given schedules (default: all).
 
     Replicates whose trajectory or phase-change buffer overflowed are rerun with
@@ -164,8 +166,9 @@ def run_block(model: CompiledModel, seed: int, replicates: Sequence[int], point:
     """
     replicates = np.asarray(replicates, dtype=np.int64)
     schedule_ids = _schedule_ids(model, schedules)
-    rows = _num_records(model) * min(INITIAL_ROWS_PER_RECORD, _max_compartments(model))
-    phases = INITIAL_PHASE_CHANGES
+    rows = trajectory_capacity or _num_records(model) * min(INITIAL_ROWS_PER_RECORD,
+                                                             _max_compartments(model))
+    phases = phase_capacity or INITIAL_PHASE_CHANGES
     result = _run_kernel(model, seed, replicates, schedule_ids, point, rows, phases)
     overflow = np.flatnonzero((result.trajectory_rows > rows) | (result.phase_change_rows > phases))
     if overflow.size:
@@ -225,8 +228,15 @@ def iterate_blocks(model: CompiledModel, seed: int, replicates: Sequence[int], p
     replicates = np.asarray(replicates, dtype=np.int64)
     num_schedules = len(_schedule_ids(model, schedules))
     block_size = max(1, (block_size or model.block_replicates) // num_schedules)
+    trajectory_capacity = phase_capacity = None
     for start in range(0, len(replicates), block_size):
-        block = run_block(model, seed, replicates[start : start + block_size], point, schedules)
+        block = run_block(model, seed, replicates[start : start + block_size], point, schedules,
+                          trajectory_capacity, phase_capacity)
+        # Size the next block's buffers from this one (a rerun per overflow is costly).
+        trajectory_capacity = max(block.traj_day.shape[1],
+                                  int(1.2 * np.quantile(block.trajectory_rows, 0.99)) + 1)
+        phase_capacity = max(block.phase_day.shape[1],
+                             int(1.2 * np.quantile(block.phase_change_rows, 0.99)) + 1)
         if on_block is not None:
             on_block(len(block.replicates) // num_schedules)
         yield block
