@@ -241,8 +241,8 @@ def test_progression_trigger_changes_line_on_the_mono_progression_day():
     ``progression``) on exactly the day tki alone progresses, on the very same path
     (identical trajectory rows up to that day). That progression is a change of line,
     not the schedule's: afterwards both pathways are shut (r ~ -1 for every cell) and
-    the sequential schedule never progresses. Doses restart with the new phase
-    (phase-relative times 0, 1, ..): met is given at ttp, ttp + 1, .. < 16.
+    the sequential schedule never progresses. A drug new in a phase starts its pattern
+    with the phase: met is given at ttp, ttp + 1, .. < 16; tki keeps its times.
     """
     model = compile_model(_resistance_config(16.0))
     n = 20
@@ -259,8 +259,9 @@ def test_progression_trigger_changes_line_on_the_mono_progression_day():
         assert block.final_cells[s] < 0.02 * block.final_cells[m]
         assert block.drug_days[s, 1] == math.ceil(16.0 - ttp - 1e-9)
         assert block.drug_days[m, 0] == 16.0
-        # tki restarts with the new phase: doses at 0, 1, .. < ttp, then ttp, ttp + 1, ..
-        assert block.drug_days[s, 0] == math.ceil(ttp - 1e-9) + math.ceil(16.0 - ttp - 1e-9)
+        # tki is given the same way in both phases, so it keeps its daily dosing times
+        # (0, 1, ..., 15) across the change; met starts its own pattern at the change.
+        assert block.drug_days[s, 0] == 16.0
         assert math.isnan(block.ttp_days[s])
         assert block.nadir_cells[s] <= block.nadir_cells[m]
 

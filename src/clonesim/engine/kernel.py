@@ -1009,12 +1009,13 @@ def _trigger_fires(kind, value, phase_start, day, burden, baseline, progression_
 
 
 @njit(cache=True)
-def _next_step_end(kind, value, dose, on_days, off_days, phase_start, day, grid_end,
-                   horizon_days, next_sample):
+def _next_step_end(kind, value, dose, on_days, off_days, dose_origin, phase_start, day,
+                   grid_end, horizon_days, next_sample):
     """The step's end: the next grid point, or an earlier step point (the current phase's
     fixed-time trigger or dosing on/off boundary, or a ctDNA sampling day).
 
-    ``dose``, ``on_days``, ``off_days`` are the current phase's rows (D,).
+    ``dose``, ``on_days``, ``off_days`` are the current phase's rows (D,);
+    ``dose_origin`` (D,) the day each drug's dosing pattern started.
     """
     end = min(grid_end, horizon_days, next_sample)
     if kind == TRIGGER_DAY and value > day + TIME_TOLERANCE_DAYS:
@@ -1023,9 +1024,23 @@ def _next_step_end(kind, value, dose, on_days, off_days, phase_start, day, grid_
         end = min(end, phase_start + value)
     for d in range(dose.shape[0]):
         if dose[d] > 0.0 and on_days[d] < math.inf:
-            boundary = next_pattern_boundary(day - phase_start, on_days[d], off_days[d])
-            end = min(end, phase_start + boundary)
+            boundary = next_pattern_boundary(day - dose_origin[d], on_days[d], off_days[d])
+            end = min(end, dose_origin[d] + boundary)
     return end
+
+
+@njit(cache=True)
+def _continue_or_restart_doses(doses, every_days, on_days, off_days, previous, phase, day,
+                               dose_origin):
+    """At a phase change: a drug given the same way in both phases keeps its dosing times;
+    any other drug starts its pattern at the change (``dose_origin[d] = day``)."""
+    for d in range(doses.shape[1]):
+        same = (doses[previous, d] > 0.0 and doses[previous, d] == doses[phase, d]
+                and every_days[previous, d] == every_days[phase, d]
+                and on_days[previous, d] == on_days[phase, d]
+                and off_days[previous, d] == off_days[phase, d])
+        if not same:
+            dose_origin[d] = day
 
 
 @njit(cache=True)
@@ -1095,6 +1110,7 @@ def run_schedule(rng, model, schedules, schedule, ws, num_active, dt_days, horiz
     drug_days[:] = 0.0
     concentration[:] = 0.0
     exposure = np.zeros(num_drugs)
+    dose_origin = np.zeros(num_drugs)  # day each drug's current dosing pattern started
     detected_now = np.zeros(max(num_alterations, 1), np.bool_)
 
     baseline = _total(cells, num_active)
@@ -1106,6 +1122,7 @@ def run_schedule(rng, model, schedules, schedule, ws, num_active, dt_days, horiz
     ttp = np.nan
     mechanism_at_progression = -1
     mechanism_share = np.nan
+    counts_at_line_nadir = np.zeros(counts.shape[0], np.int64)
     status = STATUS_ALIVE
     stop_day = np.nan
     compartment_steps = np.int64(0)
@@ -1113,6 +1130,7 @@ def run_schedule(rng, model, schedules, schedule, ws, num_active, dt_days, horiz
     rows = _record(0.0, geno, pheno, cells, written, num_active, 0, traj_day, traj_geno,
                    traj_pheno, traj_cells)
     _count_mechanisms(geno, pheno, cells, num_active, num_alterations, counts)
+    counts_at_line_nadir[:] = counts
     _mechanism_milestones(counts, established_cells, burden, 0.0, mech_days)
     _ctdna_sample(counts, burden, num_alterations, ctdna_vaf, 0.0, mech_days, detected_now)
     next_sample = ctdna_every_days
@@ -1133,8 +1151,8 @@ def run_schedule(rng, model, schedules, schedule, ws, num_active, dt_days, horiz
     while day < horizon_days - TIME_TOLERANCE_DAYS:
         grid_end = (grid_index + 1) * dt_days
         day_end = _next_step_end(trigger_kind[phase], trigger_value[phase], doses[phase],
-                                 on_days[phase], off_days[phase], phase_start, day, grid_end,
-                                 horizon_days, next_sample)
+                                 on_days[phase], off_days[phase], dose_origin, phase_start, day,
+                                 grid_end, horizon_days, next_sample)
         on_grid = day_end >= grid_end - TIME_TOLERANCE_DAYS
         if on_grid:
             day_end = min(grid_end, horizon_days)
@@ -1142,7 +1160,7 @@ def run_schedule(rng, model, schedules, schedule, ws, num_active, dt_days, horiz
         step = day_end - day
         for d in range(num_drugs):
             mean, end, given = drug_exposure_over_step(
-                concentration[d], elimination[d], day, day_end, phase_start, doses[phase, d],
+                concentration[d], elimination[d], day, day_end, dose_origin[d], doses[phase, d],
                 every_days[phase, d], on_days[phase, d], off_days[phase, d],
             )
             exposure[d] = mean
@@ -1167,14 +1185,16 @@ def run_schedule(rng, model, schedules, schedule, ws, num_active, dt_days, horiz
             status = STATUS_EXTINCT
         elif burden >= lethal_cells:
             status = STATUS_DIED
+        _count_mechanisms(geno, pheno, cells, num_active, num_alterations, counts)
         if not progressed and burden < nadir:
             nadir = burden
             nadir_day = day
-        line_nadir = min(line_nadir, burden)
+        if burden < line_nadir:
+            line_nadir = burden
+            counts_at_line_nadir[:] = counts
         reference = baseline if from_baseline else line_nadir
         progression_now = (burden >= progression_factor * reference
                            and burden >= detection_cells)
-        _count_mechanisms(geno, pheno, cells, num_active, num_alterations, counts)
         _mechanism_milestones(counts, established_cells, burden, day, mech_days)
         sampled_now = day >= next_sample - TIME_TOLERANCE_DAYS
         if sampled_now:
@@ -1191,9 +1211,13 @@ def run_schedule(rng, model, schedules, schedule, ws, num_active, dt_days, horiz
                 if reason == TRIGGER_PROGRESSION:  # a change of line, not the schedule's failure
                     progression_now = False
                     line_nadir = burden
+                    counts_at_line_nadir[:] = counts
                 local = phase - first + 1
+                previous = phase
                 phase = first + (0 if local >= num_phases else local)
                 phase_start = day
+                _continue_or_restart_doses(doses, every_days, on_days, off_days, previous, phase,
+                                           day, dose_origin)
                 if phase_rows < phase_day.shape[0]:
                     phase_day[phase_rows] = day
                     phase_index[phase_rows] = phase - first
@@ -1202,13 +1226,15 @@ def run_schedule(rng, model, schedules, schedule, ws, num_active, dt_days, horiz
         if progression_now and not progressed:
             progressed = True
             ttp = day
+            # The mechanism that made most of the regrowth since the line's nadir.
             best = np.int64(0)
             for m in range(counts.shape[0]):
-                if counts[m] > best:
-                    best = counts[m]
+                grown = counts[m] - counts_at_line_nadir[m]
+                if grown > best:
+                    best = grown
                     mechanism_at_progression = m
             if mechanism_at_progression >= 0:
-                mechanism_share = best / burden
+                mechanism_share = best / (burden - line_nadir)
 
         last = day >= horizon_days - TIME_TOLERANCE_DAYS
         if status != STATUS_ALIVE or last or (on_grid and grid_index % record_every_steps == 0):

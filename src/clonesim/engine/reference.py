@@ -151,8 +151,11 @@ class ReferenceResult:
     nadir_day : float
         First step end at which ``nadir_cells`` was seen.
     mechanism_at_progression : str or None
-        Mechanism with the most cells at the schedule's progression (``"none"``
-        when no cell carries any); None when it did not progress.
+        Mechanism that made most of the regrowth from the line's nadir to the
+        schedule's progression (``"none"`` when no mechanism grew); None when it
+        did not progress.
+    mechanism_share_at_progression : float
+        That mechanism's share of the regrowth; NaN when none.
     drug_days : dict of str to float
         Standard doses given, per drug in ``model.drug_names`` order.
     established_day, dominant_day, ctdna_detect_day : numpy.ndarray
@@ -181,6 +184,7 @@ class ReferenceResult:
     nadir_cells: int = 0
     nadir_day: float = 0.0
     mechanism_at_progression: str | None = None
+    mechanism_share_at_progression: float = math.nan
     drug_days: dict[str, float] = field(default_factory=dict)
     established_day: np.ndarray = field(default_factory=lambda: np.zeros(0))
     dominant_day: np.ndarray = field(default_factory=lambda: np.zeros(0))
@@ -684,6 +688,9 @@ class _Therapy:
         self.concentration = np.zeros(num_drugs)
         self.exposure = np.zeros(num_drugs)
         self.drug_days = np.zeros(num_drugs)
+        # Day each drug's dosing pattern started: a drug given the same way in the next
+        # phase keeps its dosing times; otherwise its pattern restarts at the change.
+        self.dose_origin = np.zeros(num_drugs)
 
         self.phase = 0
         self.phase_start = 0.0
@@ -696,6 +703,11 @@ class _Therapy:
         self.progressed = False
         self.ttp = math.nan
         self.mechanism_at_progression: str | None = None
+        self.mechanism_share_at_progression = math.nan
+        # Cells per mechanism at the current line's nadir (the regrowth is measured from it).
+        _, self.carried = _mechanism_cells(state.geno, state.pheno, state.cells, state.count,
+                                           self.num_alterations, self.num_phenotypes)
+        self.carried_at_line_nadir = self.carried.copy()
         self.established_day = np.full(num_mechanisms, np.nan)
         self.dominant_day = np.full(num_mechanisms, np.nan)
         self.ctdna_detect_day = np.full(num_mechanisms, np.nan)
@@ -717,8 +729,10 @@ class _Therapy:
         elif phase.trigger == TRIGGER_AFTER_DAYS:
             points.append(self.phase_start + phase.value)
         for d in phase.patterned:
-            points.append(self.phase_start + next_pattern_boundary(
-                t - self.phase_start, phase.on_days[d], phase.off_days[d]))
+            points.append(self.dose_origin[d] + next_pattern_boundary(
+                t - self.dose_origin[d], phase.on_days[d], phase.off_days[d]))
+        every = self.k.ctdna_every_days  # liquid biopsies are step points too
+        points.append((math.floor((t + TOL) / every) + 1) * every)
         for point in points:
             if t + TOL < point < end:
                 end = point
@@ -733,7 +747,7 @@ class _Therapy:
                 continue
             mean, end, given = drug_exposure_over_step(
                 float(self.concentration[d]), float(self.elimination[d]), t, step_end,
-                self.phase_start, float(phase.dose[d]), float(phase.every_days[d]),
+                float(self.dose_origin[d]), float(phase.dose[d]), float(phase.every_days[d]),
                 float(phase.on_days[d]), float(phase.off_days[d]),
             )
             self.exposure[d] = mean
@@ -754,10 +768,13 @@ class _Therapy:
                                            self.num_alterations, self.num_phenotypes)
         burden = int(burden)
         self.burden = burden
+        self.carried = carried
         k = self.k
         if not self.progressed and burden < self.nadir:
             self.nadir, self.nadir_day = burden, t
-        self.line_nadir = min(self.line_nadir, burden)
+        if burden < self.line_nadir:
+            self.line_nadir = burden
+            self.carried_at_line_nadir = carried.copy()
         reference = self.baseline if self.schedule.from_baseline else self.line_nadir
         self.progression_now = (burden >= k.progression_burden_factor * reference
                                 and burden >= k.detection_cells)
@@ -767,11 +784,14 @@ class _Therapy:
                             and t > self.phase_start + TOL)
             if not changes_line:
                 self.progressed, self.ttp = True, t
-                most = int(np.argmax(carried)) if carried.size else 0
-                self.mechanism_at_progression = (
-                    self.model.mechanism_names[most] if carried.size and carried[most] > 0
-                    else "none"
-                )
+                # The mechanism that made most of the regrowth since the line's nadir.
+                grown = carried.astype(np.int64) - self.carried_at_line_nadir.astype(np.int64)
+                most = int(np.argmax(grown)) if grown.size else 0
+                if grown.size and grown[most] > 0:
+                    self.mechanism_at_progression = self.model.mechanism_names[most]
+                    self.mechanism_share_at_progression = grown[most] / (burden - self.line_nadir)
+                else:
+                    self.mechanism_at_progression = "none"
         for m in range(carried.shape[0]):
             if math.isnan(self.established_day[m]) and carried[m] >= k.established_cells:
                 self.established_day[m] = t
@@ -808,6 +828,7 @@ class _Therapy:
                 fire = False
             if not fire:
                 return
+            previous = self.phase
             if self.phase + 1 < len(phases):
                 self.phase += 1
             elif self.schedule.repeat:
@@ -816,6 +837,15 @@ class _Therapy:
                 return
             if kind == TRIGGER_PROGRESSION:
                 self.line_nadir = self.burden  # a new line of therapy
+                self.carried_at_line_nadir = self.carried.copy()
+            old, new = phases[previous], phases[self.phase]
+            for d in range(self.dose_origin.shape[0]):
+                same = (old.dose[d] > 0 and old.dose[d] == new.dose[d]
+                        and old.every_days[d] == new.every_days[d]
+                        and old.on_days[d] == new.on_days[d]
+                        and old.off_days[d] == new.off_days[d])
+                if not same:
+                    self.dose_origin[d] = t
             self.phase_start = t
             self.phase_changes.append((t, self.phase, PHASE_CHANGE_REASONS[kind]))
 
@@ -944,6 +974,7 @@ def simulate_reference(model: CompiledModel, seed: int, replicate: int,
         nadir_cells=int(therapy.nadir),
         nadir_day=float(therapy.nadir_day),
         mechanism_at_progression=therapy.mechanism_at_progression,
+        mechanism_share_at_progression=float(therapy.mechanism_share_at_progression),
         drug_days={name: float(therapy.drug_days[d]) for d, name in enumerate(model.drug_names)},
         established_day=therapy.established_day,
         dominant_day=therapy.dominant_day,

@@ -9,9 +9,11 @@ Time grid
     dosing pattern with holidays, a ctDNA sampling day, and the horizon. Rates are constant within a step.
 
 Exposure (DESIGN §1.5), in units of the standard regimen
-    Drug d of the current phase is dosed ``dose`` standard doses at phase-relative
-    times 0, every_days, 2 every_days, ... that fall in the first ``on_days`` of
-    each cycle of on_days + off_days. With a half-life, concentration follows
+    Drug d of the current phase is dosed ``dose`` standard doses at times 0,
+    every_days, 2 every_days, ... counted from the start of its pattern, that fall
+    in the first ``on_days`` of each cycle of on_days + off_days. A pattern starts
+    with the phase, except that a drug given the same way (dose, every_days,
+    on_days, off_days) in the previous phase keeps its dosing times. With a half-life, concentration follows
     one-compartment elimination (a dose D adds k D, k = ln 2 / half-life) and a
     step uses the exact mean concentration over the step
     (:func:`clonesim.therapy.dosing.drug_exposure_over_step`). Without a half-life
@@ -44,8 +46,10 @@ Events, evaluated at every step end t with burden N (day 0 has N0)
       below detection_cells, PR when N_nadir <= (1 - partial_response_diameter_decrease)^3
       N0, otherwise SD, or PD when the schedule progressed before
       stable_disease_min_days.
-    * mechanism at progression: the mechanism with the most cells when the schedule
-      progresses ("none" when no cell carries any).
+    * mechanism at progression: the mechanism whose cells grew most from the
+      current line's nadir to the schedule's progression, with its share of that
+      regrowth ("none" when no mechanism grew): what a re-biopsy of the growing
+      tumour would find, rather than the residual cells that were there all along.
 
 Triggers of the current phase (checked in this order after the events of a step end)
     * ``day: D``: fires at the step end t >= D (D is a step point, so t = D).
