@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 import pytest
 from rich.console import Console
 
@@ -28,11 +29,17 @@ def test_config_loads_describes_and_runs(path):
     assert config.name in console.export_text()
     result = clonesim.simulate(config, replicates=3, seed=1)
     patients = result.patients
-    assert patients.height == 3
+    schedules = len(model.schedule_names)
+    assert patients.height == 3 * schedules
+    assert patients.group_by("schedule").len()["len"].to_list() == [3] * schedules
     assert set(patients["replicate"]) == {0, 1, 2}
     final_day = result.trajectories["day"].max()
     stopped = patients["extinct"] | patients["died"]
-    if not stopped.any():
+    if not stopped.all():
         assert final_day == pytest.approx(config.time.horizon_days)
     assert np.all(patients["final_cells"].to_numpy() >= 0)
-    assert result.emergence.height == 3 * len(model.mechanism_names)
+    assert result.emergence.height == 3 * schedules * len(model.mechanism_names)
+    # Every schedule starts from the same day-0 tumour (the fork).
+    day_zero = result.trajectories.filter(pl.col("day") == 0).group_by(
+        "schedule", "replicate").agg(pl.col("cells").sum())
+    assert day_zero.group_by("replicate").agg(pl.col("cells").n_unique())["cells"].max() == 1

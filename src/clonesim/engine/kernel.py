@@ -239,17 +239,28 @@ def set_exposure(ws, exposure, step_days):
     ws.exposure[:] = exposure
     ws.state[EPOCH] += 1.0
     ws.state[HALF_STEP] = 0.5 * step_days
-    ws.extra_death[:] = 0.0
-    for d in range(ws.exposure.shape[0]):
-        c = ws.exposure[d]
+    extra_death_rates(ws, exposure, ws.extra_death)
+
+
+@njit(cache=True)
+def extra_death_rates(model, exposure, out):
+    """out[p] = sum_d extra_{d,p} H_d(c_d) / H_d(1), H(c) = c^n / (IC50^n + c^n) (per day).
+
+    The drugs' direct extra death of phenotype p at exposures c (D,): the
+    configured rate at the standard exposure 1.0, following the drug's Hill curve.
+    ``model`` is a KernelModel or a Workspace.
+    """
+    out[:] = 0.0
+    for d in range(exposure.shape[0]):
+        c = exposure[d]
         if c <= 0.0:
             continue
-        ic50 = ws.drug_extra_death_ic50[d]
-        n = ws.drug_extra_death_hill[d]
+        ic50 = model.drug_extra_death_ic50[d]
+        n = model.drug_extra_death_hill[d]
         at_standard = 1.0 / (ic50**n + 1.0)
         effect = c**n / (ic50**n + c**n) / at_standard
-        for p in range(ws.extra_death.shape[0]):
-            ws.extra_death[p] += ws.drug_extra_death_per_day[d, p] * effect
+        for p in range(out.shape[0]):
+            out[p] += model.drug_extra_death_per_day[d, p] * effect
 
 
 @njit(cache=True)

@@ -15,6 +15,7 @@ from clonesim.model.analytic import (
     long_run_phenotype_fractions,
 )
 from clonesim.model.compiled import CompiledModel
+from clonesim.model.regimens import net_growth_table, regimens
 
 
 def _doubling(rate: float) -> str:
@@ -102,4 +103,27 @@ def describe_model(model: CompiledModel) -> Group:
         if model.grow_from_single_cell_to:
             parts.append(Text("(expected pre-existing mutants: deterministic-growth approximation, "
                               "neutral mutants, founder phenotype only)", style="dim"))
+    if model.drug_names:
+        parts.append(_net_growth_under_regimens(model))
     return Group(*parts)
+
+
+def _net_growth_under_regimens(model: CompiledModel) -> Group:
+    """Net growth b (1 - U) - d per day of each (genotype, phenotype) under each regimen.
+
+    Regimens are columns R1, R2, ... (named in a legend) so the table fits a terminal.
+    """
+    table = net_growth_table(model)
+    labels = list(regimens(model))
+    out = Table(title="Net growth per day under each regimen (steady-state exposure)")
+    out.add_column("genotype / phenotype", no_wrap=True)
+    for r in range(len(labels)):
+        out.add_column(f"R{r + 1}", justify="right")
+    for (genotype, phenotype), rows in table.group_by(["genotype", "phenotype"],
+                                                      maintain_order=True):
+        by_regimen = dict(zip(rows["regimen"], rows["net_growth_rate_per_day"], strict=True))
+        cells = [Text(f"{by_regimen[label]:+.3f}", style="green" if by_regimen[label] < 0 else "red")
+                 for label in labels]
+        out.add_row(Text(f"{genotype} / {phenotype}"), *cells)
+    legend = "; ".join(f"R{r + 1} = {label}" for r, label in enumerate(labels))
+    return Group(out, Text(legend + " (negative, green: the compartment shrinks)", style="dim"))
