@@ -95,6 +95,44 @@ def _format_location(location: tuple[Any, ...]) -> str:
     return "".join(parts)
 
 
+def _split_location(location: tuple[Any, ...]) -> tuple[str, str]:
+    """The error's key and the part of it to put before the problem.
+
+    Inside a phase the key is ``schedules.NAME, phase N`` (N from 1), as in the
+    cross-field checks, and the rest of the path leads the problem: ``drugs[0].dose``.
+    """
+    if (len(location) >= 4 and location[0] == "schedules" and location[2] == "phases"
+            and isinstance(location[3], int) and not isinstance(location[3], bool)):
+        return f"schedules.{location[1]}, phase {location[3] + 1}", _format_location(location[4:])
+    return _format_location(location), ""
+
+
+#: What a mapping of the contract looks like, instead of pydantic's
+#: "valid dictionary or instance of <ModelClass>".
+_EXPECTED_MAPPING = {
+    "TriggerConfig": "a trigger must be progression or a valid dictionary with one key, "
+                     "like {day: 70}",
+    "PhaseConfig": "a phase must be a valid dictionary like {drugs: [...], until: ...}",
+    "DoseConfig": "a drug entry must be a drug name or a valid dictionary like "
+                  "{name: DRUG, dose: 1}",
+    "ScheduleConfig": "a schedule must be a list of phases or a valid dictionary like "
+                      "{phases: [...], repeat: true}",
+    "TargetConfig": "a target must be a valid dictionary like {ic50: 0.1, hill: 1, "
+                    "max_inhibition: 1}",
+    "DrugConfig": "a drug must be a valid dictionary like {targets: {PATHWAY: {ic50: X}}} "
+                  "or {extra_death_per_day: {PHENOTYPE: RATE}}",
+}
+_INSTANCE_OF = re.compile(r",? or (?:an )?instance of \w+")
+
+
+def _message(first: Mapping[str, Any]) -> str:
+    if first["type"] == "model_type":
+        class_name = (first.get("ctx") or {}).get("class_name", "")
+        if class_name in _EXPECTED_MAPPING:
+            return _EXPECTED_MAPPING[class_name]
+    return _INSTANCE_OF.sub("", str(first["msg"]).removeprefix("Value error, "))
+
+
 def _first_error(error: ValidationError) -> ConfigError:
     """Turn pydantic's report into one line: ``key: problem (got value)``."""
     first = error.errors()[0]
@@ -102,21 +140,22 @@ def _first_error(error: ValidationError) -> ConfigError:
     kind = first["type"]
     if kind == "invalid_key" or location[-1:] == ("[key]",):
         # A name (mapping key) that is not text, e.g. YAML's `1:` or `yes:`.
-        parent = _format_location(location[:-2] if location[-1:] == ("[key]",) else location[:-1])
-        name = str(first["input"])
-        return ConfigError(
-            f"{parent}.{name}" if parent else name,
-            f"a name must be text, got {first['input']!r} (quote it in YAML)",
-        )
-    key = _format_location(location)
-    if kind == "extra_forbidden":
-        return ConfigError(key, "unknown key (check the spelling against the config contract)")
-    if kind == "missing":
-        return ConfigError(key, "required key is missing")
-    message = first["msg"].removeprefix("Value error, ")
-    value = first.get("input")
-    shown = repr(value) if not isinstance(value, Mapping) else "a mapping"
-    return ConfigError(key, f"{message} (got {shown})")
+        parent = location[:-2] if location[-1:] == ("[key]",) else location[:-1]
+        key, rest = _split_location((*parent, str(first["input"])))
+        problem = f"a name must be text, got {first['input']!r} (quote it in YAML)"
+    else:
+        key, rest = _split_location(location)
+        if kind == "extra_forbidden":
+            problem = "unknown key (check the spelling against the config contract)"
+        elif kind == "missing":
+            problem = "required key is missing"
+        else:
+            problem = _message(first)
+            if "(got " not in problem:
+                value = first.get("input")
+                shown = repr(value) if not isinstance(value, Mapping) else "a mapping"
+                problem = f"{problem} (got {shown})"
+    return ConfigError(key, f"{rest}: {problem}" if rest else problem)
 
 
 def config_from_mapping(data: Mapping[str, Any]) -> Config:

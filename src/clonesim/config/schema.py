@@ -9,6 +9,7 @@ rates per day, times in days, sizes in cells.
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -41,7 +42,15 @@ def _whole(value: float) -> float:
     return value
 
 
+def _only_bool(value: Any) -> Any:
+    # Pydantic's lax mode reads "yes", "on", "1" and 1 as true: only true/false are booleans.
+    if not isinstance(value, bool):
+        raise ValueError("must be a valid boolean: true or false")
+    return value
+
+
 Real = Annotated[float, BeforeValidator(_not_bool)]
+Flag = Annotated[bool, BeforeValidator(_only_bool)]
 Whole = Annotated[int, BeforeValidator(_not_bool)]
 Finite = Annotated[Real, AfterValidator(_finite)]
 RatePerDay = Annotated[Real, Field(ge=0.0), AfterValidator(_finite)]
@@ -88,7 +97,7 @@ class SwitchConfig(Strict):
     # Whether rate_per_day is multiplied by the signal s_g (DESIGN §1.3: reversion
     # to the founder phenotype happens off drug). Default: true when `to` is the
     # founder phenotype, false otherwise.
-    scaled_by_signal: bool | None = None
+    scaled_by_signal: Flag | None = None
 
 
 class AlterationConfig(Strict):
@@ -142,23 +151,51 @@ TRIGGER_KINDS = ("progression", "day", "after_days", "ctdna_detects", "burden_be
                  "burden_above")
 
 
+_TRIGGER_FORMS = ("use progression, {day: D}, {after_days: D}, {ctdna_detects: ALTERATION}, "
+                  "{burden_below: X} or {burden_above: X}")
+
+
 def _trigger_entry(value: Any) -> Any:
-    """Accept the contract's forms: ``progression`` or a one-key mapping such as ``{day: 70}``."""
+    """Accept the contract's forms only: ``progression`` or a one-key mapping such as ``{day: 70}``.
+
+    The trigger's value is checked here, so that a wrong type gets a message that names
+    the trigger rather than pydantic's internal validators.
+    """
+    if isinstance(value, TriggerConfig):
+        return value
     if isinstance(value, str):
         if value != "progression":
-            raise ValueError(
-                f"unknown trigger {value!r}; use progression, {{day: D}}, {{after_days: D}}, "
-                "{ctdna_detects: ALTERATION}, {burden_below: X} or {burden_above: X}"
-            )
+            raise ValueError(f"unknown trigger {value!r}; {_TRIGGER_FORMS}")
         return {"kind": "progression"}
-    if isinstance(value, dict) and set(value) != {"kind", "value"} and set(value) != {"kind"}:
-        if len(value) != 1:
-            raise ValueError(f"a trigger has exactly one key (got {sorted(value)})")
-        (kind, argument), = value.items()
-        if kind not in TRIGGER_KINDS[1:]:
-            raise ValueError(f"unknown trigger {kind!r}; known: {list(TRIGGER_KINDS)}")
+    if not isinstance(value, dict):
+        raise ValueError(
+            "a trigger must be progression or a valid dictionary with one key, like {day: 70} "
+            f"(got {value!r})"
+        )
+    if "kind" in value and set(value) <= {"kind", "value"}:
+        raise ValueError(
+            "write a trigger as progression or a one-key mapping like {day: 70}, "
+            "not {kind: ..., value: ...}"
+        )
+    if len(value) != 1:
+        raise ValueError(f"a trigger has exactly one key (got {sorted(map(str, value))})")
+    (kind, argument), = value.items()
+    if kind == "progression":
+        raise ValueError(
+            "progression takes no value: write the bare word, until: progression "
+            f"(got {{progression: {argument!r}}})"
+        )
+    if kind not in TRIGGER_KINDS[1:]:
+        raise ValueError(f"unknown trigger {kind!r}; known: {list(TRIGGER_KINDS)}")
+    if kind == "ctdna_detects":
+        if not isinstance(argument, str):
+            raise ValueError(f"ctdna_detects needs an alteration name (got {argument!r})")
         return {"kind": kind, "value": argument}
-    return value
+    if isinstance(argument, bool):
+        raise ValueError(f"{kind} needs a number, not true/false (got {argument!r})")
+    if not isinstance(argument, numbers.Real):
+        raise ValueError(f"{kind} needs a number (got {argument!r})")
+    return {"kind": kind, "value": float(argument)}
 
 
 class TriggerConfig(Strict):
@@ -186,7 +223,7 @@ class ScheduleConfig(Strict):
     """Phases run in order, each until its trigger; ``repeat`` cycles back to the first."""
 
     phases: Annotated[list[PhaseConfig], Field(min_length=1)]
-    repeat: bool = False
+    repeat: Flag = False
     # Progression is judged against the nadir (RECIST) or against the day-0 burden
     # (the convention of adaptive-therapy studies, where holidays regrow the tumour on purpose).
     progression_reference: Literal["nadir", "baseline"] = "nadir"

@@ -213,13 +213,26 @@ def _check_drugs(config: Config, phenotypes: list[str], pathways: list[str]) -> 
                     f"{key}.extra_death_per_day.{phenotype}",
                     f"unknown phenotype {phenotype!r}; known: {phenotypes}",
                 )
-        if not drug.targets and not any(drug.extra_death_per_day.values()):
+        kills = any(drug.extra_death_per_day.values())
+        if not drug.targets and not kills:
             raise ConfigError(key, "the drug has no effect: give targets or extra_death_per_day")
+        if not kills and all(t.max_inhibition == 0.0 for t in drug.targets.values()):
+            raise ConfigError(
+                key, "the drug has no effect: every target has max_inhibition 0 and there is "
+                "no extra_death_per_day",
+            )
 
 
-def _can_ever_carry(config: Config, alteration: str) -> bool:
-    return (config.alterations[alteration].mutation_rate_per_division > 0.0
-            or config.tumor.initial_fractions.get(alteration, 0.0) > 0.0)
+def _never_arises(config: Config, alteration: str) -> str | None:
+    """Why no cell can ever carry ``alteration``, or None if one can."""
+    if config.tumor.initial_fractions.get(alteration, 0.0) > 0.0:
+        return None
+    if config.alterations[alteration].mutation_rate_per_division == 0.0:
+        return "the alteration has mutation rate 0 and no initial fraction"
+    if all(p.mutation_rate_multiplier == 0.0 for p in config.phenotypes.values()):
+        return ("every phenotype has mutation_rate_multiplier 0 and the alteration has no "
+                "initial fraction")
+    return None
 
 
 def _check_schedules(config: Config, alterations: list[str]) -> None:
@@ -296,11 +309,9 @@ def _check_trigger(config: Config, where: str, trigger, repeat: bool, last_day: 
             raise ConfigError(
                 where, f"ctdna_detects {value!r}: {what}; known alterations: {alterations}"
             )
-        if not _can_ever_carry(config, value):
-            raise ConfigError(
-                where, f"ctdna_detects {value!r} can never fire: the alteration has mutation "
-                "rate 0 and no initial fraction",
-            )
+        reason = _never_arises(config, value)
+        if reason is not None:
+            raise ConfigError(where, f"ctdna_detects {value!r} can never fire: {reason}")
         return
     if isinstance(value, str) or value is None:
         raise ConfigError(where, f"{kind} needs a number (got {value!r})")
