@@ -890,3 +890,39 @@ def test_simulate_tables_with_two_schedules():
     day0 = trajectories.filter(pl.col("day") == 0.0).group_by("schedule", "replicate").agg(
         pl.col("cells").sum())
     assert (day0["cells"] == 5000).all()
+
+
+def test_mechanism_at_progression_is_the_one_that_regrew_not_the_residual():
+    """Tolerant persisters (30 % of day 0, slowly declining under tki) outnumber a
+    pre-existing resistant clone (30 cells, growing at +0.1/day: it survives with
+    probability 1 - (2/3)^30) when the tumour progresses,
+    yet the clone made the regrowth: it is the mechanism at progression, the
+    persisters (the residual) are not. Its share is its cells over the burden, < 1/2 here.
+    Both engines agree."""
+    config = _config(
+        time={"horizon_days": 90.0, "dt_days": 0.5, "record_every_days": 10.0},
+        tumor={"initial_cells": 10_000, "detection_cells": 100,
+               "initial_fractions": {"persister": 0.3, "res": 3e-3}},
+        pathways=["driver", "bypass"],
+        alterations={"res": {"mutation_rate_per_division": 0.0, "adds_pathway": "bypass"}},
+        phenotypes={"s": {"birth_rate_per_day": 0.3, "death_rate_per_day": 0.2,
+                          "drug_kill_rate_per_day": 0.8, "cytostatic_share": 1.0},
+                    "persister": {"birth_rate_per_day": 0.0, "death_rate_per_day": 0.003}},
+        drugs={"tki": {"targets": {"driver": {"ic50": SHUT_IC50}}}},
+        schedules={"mono": [{"drugs": ["tki"]}]},
+        # Progression at 1.1^3 = 1.33 x the nadir: the clone then holds ~1/4 of the burden.
+        events={"progression_diameter_increase": 0.1},
+    )
+    model = compile_model(config)
+    block = _run(model, 7, 40)
+    resistant = model.mechanism_names.index("res")
+    persister = model.mechanism_names.index("persister")
+    assert block.progressed.all()
+    assert (block.mechanism_at_progression == resistant).all()
+    share = block.mechanism_share_at_progression
+    assert ((share > 0.0) & (share < 0.5)).all(), share
+    # ... while the persisters carry more cells at that moment than the clone does.
+    assert (share < 1.0 - share - 1e-9).all()
+    assert persister != resistant
+    reference = simulate_reference_many(model, 7, 20)
+    assert all(r.mechanism_at_progression == "res" for r in reference)

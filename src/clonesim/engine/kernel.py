@@ -1245,7 +1245,7 @@ def run_schedule(rng, model, schedules, schedule, ws, num_active, dt_days, horiz
                     best = grown
                     mechanism_at_progression = m
             if mechanism_at_progression >= 0:
-                mechanism_share = best / (burden - line_nadir)
+                mechanism_share = counts[mechanism_at_progression] / burden
 
         last = day >= horizon_days - TIME_TOLERANCE_DAYS
         if status != STATUS_ALIVE or last or (on_grid and grid_index % record_every_steps == 0):

@@ -155,7 +155,7 @@ class ReferenceResult:
         schedule's progression (``"none"`` when no mechanism grew); None when it
         did not progress.
     mechanism_share_at_progression : float
-        That mechanism's share of the regrowth; NaN when none.
+        That mechanism's share of the burden at progression; NaN when none.
     drug_days : dict of str to float
         Standard doses given, per drug in ``model.drug_names`` order.
     established_day, dominant_day, ctdna_detect_day : numpy.ndarray
@@ -789,7 +789,7 @@ class _Therapy:
                 most = int(np.argmax(grown)) if grown.size else 0
                 if grown.size and grown[most] > 0:
                     self.mechanism_at_progression = self.model.mechanism_names[most]
-                    self.mechanism_share_at_progression = grown[most] / (burden - self.line_nadir)
+                    self.mechanism_share_at_progression = carried[most] / burden
                 else:
                     self.mechanism_at_progression = "none"
         for m in range(carried.shape[0]):

@@ -47,9 +47,10 @@ Events, evaluated at every step end t with burden N (day 0 has N0)
       N0, otherwise SD, or PD when the schedule progressed before
       stable_disease_min_days.
     * mechanism at progression: the mechanism whose cells grew most from the
-      current line's nadir to the schedule's progression, with its share of that
-      regrowth ("none" when no mechanism grew): what a re-biopsy of the growing
-      tumour would find, rather than the residual cells that were there all along.
+      current line's nadir to the schedule's progression ("none" when no
+      mechanism grew), and its share of the burden at progression: what a
+      re-biopsy of the growing tumour would find, rather than the residual cells
+      that were there all along.
 
 Triggers of the current phase (checked in this order after the events of a step end)
     * ``day: D``: fires at the step end t >= D (D is a step point, so t = D).
