@@ -11,14 +11,19 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
+import polars as pl
 import typer
-from rich.console import Console
+from rich.console import Console, Group
 from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
 
 from clonesim import api
+from clonesim.analysis.summary import schedule_summary
 from clonesim.config import load_config
 from clonesim.config.errors import ClonesimError
 from clonesim.engine import runner
+from clonesim.io.run_dir import read_table
 from clonesim.model import compile_model
 from clonesim.model.describe import describe_model
 from clonesim.progress import label, replicate_progress
@@ -116,11 +121,40 @@ def run(
         raise typer.Exit(130) from None
     info = api.read_run_info(path)
     seconds = info["timings"]["simulate_and_write_seconds"]
+    if not quiet:
+        console.print(_summary_table(read_table(path, "patients")))
     console.print(
         f"wrote {escape(str(path))} ({total} replicates, seed {info['seed']}, {seconds:.1f} s, "
         f"{info['timings']['threads']} threads)",
         highlight=False, soft_wrap=True,
     )
+
+
+def _summary_table(patients: pl.DataFrame) -> Group:
+    """The per-schedule summary (clonesim.analysis.summary) as terminal tables."""
+    summary = schedule_summary(patients)
+    drugs = [c for c in summary.columns if c.startswith("drug_days_")]
+    outcome = Table(title="Per schedule (TTP: time to progression)")
+    outcome.add_column("schedule", no_wrap=True)
+    for column in ("progressed", "median TTP (mo)", "PR+CR"):
+        outcome.add_column(column, justify="right")
+    outcome.add_column("top mechanism at progression", no_wrap=True)
+    cost = Table(title="Mean drug-days (standard doses given)")
+    cost.add_column("schedule", no_wrap=True)
+    for drug in drugs:
+        cost.add_column(drug.removeprefix("drug_days_"), justify="right")
+    for row in summary.iter_rows(named=True):
+        months = row["median_ttp_months"]
+        mechanism = row["top_mechanism"]
+        outcome.add_row(
+            Text(str(row["schedule"])),
+            f"{row['progressed_share']:.0%}",
+            "not reached" if months is None else f"{months:.1f}",
+            f"{row['PR_share'] + row['CR_share']:.0%}",
+            Text("-" if mechanism is None else f"{mechanism} ({row['top_mechanism_share']:.0%})"),
+        )
+        cost.add_row(Text(str(row["schedule"])), *[f"{row[d]:.0f}" for d in drugs])
+    return Group(outcome, cost) if drugs else Group(outcome)
 
 
 @app.command()

@@ -1,0 +1,1 @@
+"""Analysis of run outputs: summaries now; survival statistics and figures later."""
