@@ -4,23 +4,34 @@
 Sections (all timings wall-clock; numba compile time excluded by warming every kernel up first):
 
 1. Engine throughput on the shipped workload ``configs/untreated_growth.yaml``
-   (1e9 cells, ~7 live compartments, 1,825 daily steps, mutation and switching on):
-   N replicates (default 10,000; ``--quick`` 1,000) on 1 and on 2 numba threads, in
-   compartment-steps per second.
+   (1e9 cells, ~7 live compartments, 1,825 daily steps, mutation and switching on, no drugs):
+   N replicates (default 10,000) on 1 and on 2 numba threads, in compartment-steps per second.
 2. The pure random-number limit: a numba kernel that makes only the draws the engine makes
-   per compartment-step (same distributions, same parameter magnitudes, same per-replicate
-   PCG64 Generators in a ``numba.typed.List`` indexed inside ``prange``, same thread count),
-   and the ratio engine / RNG-only per compartment-step (the target: within 2x). A third
-   kernel makes the same draws through the engine's own per-compartment functions, which
-   splits the engine's time into draws, per-compartment math and bookkeeping.
-3. Speedup over the exact Gillespie reference engine (``clonesim.engine.reference``) on
+   per compartment-step (same distributions, same parameters, the same per-replicate PCG64
+   streams that drive the engine's steps, i.e. the therapy streams
+   ``SeedSequence(seed, spawn_key=(0, k, 1))``, in a ``numba.typed.List`` indexed inside
+   ``prange``, same thread count), and the ratio engine / RNG-only per compartment-step (the
+   target: within 2x). A third kernel makes the same draws through the engine's own
+   per-compartment code, which splits the engine's time into draws, per-compartment math and
+   bookkeeping.
+3. Therapy: ``configs/egfr_nsclc.yaml`` (pre-growth from one cell to 1e10, 4 drugs), all its
+   schedules, 2,000 replicates, 5-year horizon, on 2 threads: wall time (target < 120 s) and
+   compartment-steps/s, side by side (block by block) with (a) the untreated workload of
+   section 1 and (b) the same EGFR config with its drugs removed (one no-drug schedule);
+   the ratio of compartment-steps/s untreated / treated (target <= 1.5), and the share of
+   the wall time spent building the day-0 tumours (pre-growth, ``grow_from_single_cell_to``).
+4. Speedup over the exact Gillespie reference engine (``clonesim.engine.reference``) on
    small models, same replicates, same statistic (final size), both on 1 thread.
-4. GillesPy2's exact SSA (C++ ``SSACSolver`` when it builds here, else its NumPy SSA) on
+5. GillesPy2's exact SSA (C++ ``SSACSolver`` when it builds here, else its NumPy SSA) on
    the same small birth-death model; its one-off build is excluded.
-5. Peak RSS: of this process after sections 1-2, and of fresh subprocesses that stream
+6. Peak RSS: of this process after sections 1-2, and of fresh subprocesses that stream
    2,000 and 10,000 replicates through ``runner.iterate_blocks`` and discard the blocks.
 
-Run:  /work/venv/bin/python scripts/benchmark.py [--quick] [--replicates N] [--skip-gillespy2]
+Run:  /work/venv/bin/python scripts/benchmark.py [--quick] [--replicates N]
+          [--therapy-replicates N] [--skip-gillespy2]
+
+``--quick`` runs every section (self-check included) at toy sizes, as a smoke test of the
+script (about half a minute with numba's cache warm); its figures are not measurements.
 
 Compartment-steps (the denominator of every per-step figure)
 ------------------------------------------------------------
@@ -31,12 +42,15 @@ phenotype, cells) stands for the steps until the next record, with ``n`` held at
 size and the draw parameters from per-type tables. That mix misses compartments born and
 emptied between two records, so its step count (the "trajectory estimate") is a little
 below the exact one; engine and RNG-only costs are compared per compartment-step, each over
-its own count.
+its own count. The exact count covers the steps after day 0 only (every schedule's, in the
+therapy section), not pre-growth's: section 3 reports compartment-steps/s both over the whole
+wall time and over the wall time less the day-0 build.
 
 Before anything is timed, a self-check runs the engine and the RNG-only kernel as plain Python
 (``NUMBA_DISABLE_JIT=1``, in a subprocess) on a few replicates with a Generator that counts
-draws, the RNG-only kernel on the engine's exact compartment states; it stops the benchmark
-when the two no longer make the same draws (see ``check_mirror``).
+draws and sums their parameters, the RNG-only kernel on the engine's exact compartment states
+and the same therapy streams; it stops the benchmark when the two no longer make the same
+draws with the same mean parameters (see ``check_mirror``).
 """
 
 from __future__ import annotations
@@ -71,6 +85,8 @@ from clonesim.model.compiled import CompiledModel, compile_model
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKLOAD = ROOT / "configs" / "untreated_growth.yaml"
+THERAPY_CONFIG = ROOT / "configs" / "egfr_nsclc.yaml"
+THERAPY_HORIZON_DAYS = 5 * 365.0  # the therapy section's horizon: 5 years
 WARMUP_REPLICATES = 4
 CHECK_REPLICATES = 8  # replicates of the workload in the draw self-check (~0.2 s each as Python)
 DRAW_KINDS = ("binomial", "negative binomial", "Poisson", "uniform")
@@ -79,7 +95,7 @@ DRAW_KINDS = ("binomial", "negative binomial", "Poisson", "uniform")
 # =============================================================================== numba kernels
 
 
-@njit
+@njit(cache=True)
 def _live_rows(traj_day, traj_geno, traj_pheno, traj_cells, trajectory_rows, dt_days, offsets):
     """Flatten the live trajectory rows of a block into a draw mix.
 
@@ -129,7 +145,7 @@ def _live_rows(traj_day, traj_geno, traj_pheno, traj_cells, trajectory_rows, dt_
 # no longer match.
 
 
-@njit
+@njit(cache=True)
 def _switch_draws(rng, n, leave, targets, split, t):
     """The draws of ``kernel._switch`` for one compartment of n cells: returns (stay, draws)."""
     leaving = rng.binomial(n, leave)
@@ -144,7 +160,7 @@ def _switch_draws(rng, n, leave, targets, split, t):
     return n - leaving, draws
 
 
-@njit(parallel=True)
+@njit(parallel=True, cache=True)
 def _rng_only_block(generators, offsets, row_cells, row_type, row_steps, dt_days,
                     alpha, beta, mutants_per_cell_day, mut_targets, mut_split, mut_alpha,
                     mut_beta, leave_probability, switch_targets, switch_split,
@@ -239,24 +255,34 @@ def _rng_only_block(generators, offsets, row_cells, row_type, row_steps, dt_days
         draws[i, 3] = n_uniform
 
 
-@njit(parallel=True)
-def _draws_and_math_block(generators, model, offsets, row_cells, row_type, row_steps, dt_days,
-                          type_geno, type_pheno, leave_probability, switch_targets,
-                          switch_split, checksum):
+@njit(parallel=True, cache=True)
+def _draws_and_math_block(generators, model, cache_key, cache_epoch, epoch, cache_signal,
+                          cache_lacking_rate, extra_death, offsets, row_cells, row_type,
+                          row_steps, dt_days, type_geno, type_pheno, leave_probability,
+                          switch_targets, switch_split, checksum):
     """The RNG-only kernel plus the engine's own per-compartment math, for a time breakdown.
 
     Same draw mix as ``_rng_only_block``, but the birth-death, mutation and mutant-growth
-    parts go through the kernel's own functions (``compartment_rates``, ``birth_death_step``
-    with its transition coefficients, ``integrated_cells``, ``multinomial_split``,
-    ``_grow_new_cells``) exactly as ``_advance`` calls them. What the engine spends beyond
-    this is compartment bookkeeping (the switching sub-steps' loops and arrivals, finding or
-    adding compartments, arisal days, totals, compaction, trajectory rows) and per-replicate
-    setup.
+    parts go through the kernel's own code exactly as ``_advance`` runs it: the genotype
+    cache lookups (``_key_slot``, ``_probe``, on a cache filled beforehand and only read
+    here), the rates written out as ``_advance`` writes them (``rates_under_signal``),
+    ``birth_death_step`` with its transition coefficients, ``integrated_cells``,
+    ``multinomial_split`` and ``_grow_new_cells``. What the engine spends beyond this is
+    compartment bookkeeping (the switching sub-steps' loops and arrivals, finding or adding
+    compartments, arisal days, totals, compaction, trajectory rows, the per-step exposure,
+    events and triggers of ``run_schedule``) and per-replicate setup.
     """
+    mutation_rates = model.alteration_mutation_rate_per_division
+    base_birth = model.phenotype_birth_rate_per_day
+    base_death = model.phenotype_death_rate_per_day
+    kill = model.phenotype_drug_kill_rate_per_day
+    cytostatic = model.phenotype_cytostatic_share
+    multiplier = model.phenotype_mutation_rate_multiplier
+    num_alterations = mutation_rates.shape[0]
+    logistic = 1.0  # the workload has no carrying capacity (checked by run_workload)
     for i in prange(len(generators)):
         rng = generators[np.int64(i)]
         acc = np.int64(0)
-        num_alterations = model.alteration_mutation_rate_per_division.shape[0]
         weights = np.zeros(num_alterations)
         counts = np.zeros(num_alterations, np.int64)
         for r in range(offsets[i], offsets[i + 1]):
@@ -269,19 +295,30 @@ def _draws_and_math_block(generators, model, offsets, row_cells, row_type, row_s
                 if leave > 0.0:
                     stay, _made = _switch_draws(rng, n, leave, switch_targets, switch_split, t)
                     acc += stay
-                birth, death, mutation = kernel.compartment_rates(model, g, p, 1.0, 1.0)
+                slot = kernel._key_slot(cache_key, g)
+                lack_signal = 1.0 - cache_signal[slot]
+                birth = base_birth[p] * (1.0 - cytostatic[p] * lack_signal) * logistic
+                death = base_death[p] + kill[p] * lack_signal + extra_death[p]
+                mutation = cache_lacking_rate[slot] * multiplier[p]
                 end = birth_death_step(rng, n, birth * (1.0 - mutation), death, dt_days)
                 if mutation > 0.0 and birth > 0.0:
                     cell_days = integrated_cells(n, end, dt_days)
                     mutants = rng.poisson(birth * mutation * cell_days)
-                    for a in range(num_alterations):
-                        lacks = not (g >> a) & 1
-                        weights[a] = model.alteration_mutation_rate_per_division[a] if lacks else 0.0
-                    kernel.multinomial_split(rng, mutants, weights, counts)
-                    for a in range(num_alterations):
-                        if counts[a] > 0:
+                    if mutants > 0:
+                        for a in range(num_alterations):
+                            weights[a] = mutation_rates[a] if not (g >> a) & 1 else 0.0
+                        kernel.multinomial_split(rng, mutants, weights, counts)
+                        for a in range(num_alterations):
+                            if counts[a] == 0:
+                                continue
+                            m = kernel._probe(cache_key, cache_epoch, epoch,
+                                              g | (np.int64(1) << a))
+                            lack_mutant = 1.0 - cache_signal[m]
+                            birth_m = base_birth[p] * (1.0 - cytostatic[p] * lack_mutant) * logistic
+                            death_m = base_death[p] + kill[p] * lack_mutant + extra_death[p]
+                            mutation_m = cache_lacking_rate[m] * multiplier[p]
                             grown, _first = kernel._grow_new_cells(
-                                rng, model, g | (np.int64(1) << a), p, 1.0, 1.0, counts[a], n, end,
+                                rng, birth_m * (1.0 - mutation_m), death_m, counts[a], n, end,
                                 dt_days,
                             )
                             acc += grown
@@ -289,6 +326,32 @@ def _draws_and_math_block(generators, model, offsets, row_cells, row_type, row_s
                     end, _made = _switch_draws(rng, end, leave, switch_targets, switch_split, t)
                 acc += end
         checksum[i] = acc
+
+
+@njit(cache=True)
+def _pregrow_one(rng, model, initial_cells, phenotype_fraction, alteration_fraction,
+                 grow_to_cells, dt_days, max_compartments, num_mechanisms):
+    """The day-0 part of ``kernel.simulate_replicate``: its workspace and ``build_day_zero``."""
+    ws = kernel.make_workspace(model, max_compartments)
+    arise_day = np.empty(num_mechanisms)
+    num_active, days_to_diagnosis, _status = kernel.build_day_zero(
+        rng, initial_cells, phenotype_fraction, alteration_fraction, grow_to_cells, dt_days,
+        ws, arise_day,
+    )
+    return days_to_diagnosis, kernel._total(ws.cells, num_active)
+
+
+@njit(parallel=True, cache=True)
+def _pregrowth_block(day_zero_generators, model, initial_cells, phenotype_fraction,
+                     alteration_fraction, grow_to_cells, dt_days, max_compartments,
+                     num_mechanisms, days_to_diagnosis, day_zero_cells):
+    """Build every replicate's day-0 tumour as ``kernel.simulate_block`` does, and nothing else
+    (pre-growth, ``grow_from_single_cell_to``, when the config has it)."""
+    for i in prange(len(day_zero_generators)):
+        days_to_diagnosis[i], day_zero_cells[i] = _pregrow_one(
+            day_zero_generators[np.int64(i)], model, initial_cells, phenotype_fraction,
+            alteration_fraction, grow_to_cells, dt_days, max_compartments, num_mechanisms,
+        )
 
 
 # ======================================================================= draw tables and mixes
@@ -306,7 +369,15 @@ def numba_threads(count: int):
 
 
 def generators_for(seed: int, replicates: np.ndarray) -> typed.List:
-    """The engine's per-replicate streams, built exactly as ``runner._run_kernel`` builds them."""
+    """The streams that drive the engine's steps after day 0, built as ``runner._run_kernel``
+    builds them: per replicate k (one schedule), ``runner.therapy_generator(seed, k)``, i.e.
+    PCG64(SeedSequence(seed, spawn_key=(0, k, 1))). The day-0 stream (0, k) only seeds the
+    tumour; the RNG-only kernels leave it out (the engine's time includes building it)."""
+    return typed.List([runner.therapy_generator(seed, int(k), 0) for k in replicates])
+
+
+def day_zero_generators_for(seed: int, replicates: np.ndarray) -> typed.List:
+    """The day-0 streams, as ``runner._run_kernel`` builds them (seeding or pre-growth)."""
     return typed.List([runner.replicate_generator(seed, int(k), 0) for k in replicates])
 
 
@@ -331,14 +402,40 @@ class DrawTables:
                 self.switch_targets, self.switch_split)
 
 
-def draw_tables(model: CompiledModel, types: np.ndarray) -> DrawTables:
+@njit(cache=True)
+def _cache_arrays(ws):
+    """The genotype cache's arrays of a workspace (a StructRef has no Python attributes):
+    key, epoch, signal, lacking rate, transitions, extra death per phenotype, and the epoch."""
+    return (ws.cache_key, ws.cache_epoch, ws.cache_signal, ws.cache_lacking_rate,
+            ws.cache_transition, ws.extra_death, np.int64(ws.state[kernel.EPOCH]))
+
+
+def genotype_cache(model: CompiledModel, genotypes, exposure: np.ndarray | None = None):
+    """A kernel workspace whose genotype cache holds ``genotypes`` (and their single mutants)
+    under ``exposure`` (default: no drug) for steps of ``model.dt_days``, as ``_advance``
+    fills it: ``set_exposure`` then ``genotype_slot`` per genotype."""
+    km = model.kernel
+    ws = kernel.make_workspace(km, runner._max_compartments(model))
+    if exposure is None:
+        exposure = np.zeros(len(model.drug_names))
+    kernel.set_exposure(ws, np.asarray(exposure, np.float64), model.dt_days)
+    for g in sorted({int(g) for g in genotypes}):
+        for a in range(-1, model.num_alterations):
+            kernel.genotype_slot(ws, np.int64(g | (1 << a) if a >= 0 else g))
+    return ws
+
+
+def draw_tables(model: CompiledModel, types: np.ndarray, exposure: np.ndarray | None = None
+                ) -> DrawTables:
     """Draw parameters of each (genotype, phenotype) in ``types`` (rows), as ``_advance`` sets them.
 
-    Untreated (signal 1) and without logistic competition (the workload has no carrying
-    capacity), so rates depend on the type only. Where ``_advance`` uses the step's
-    integrated cells I (mutant mean b U I) the tables use I = n dt; new mutant cells grow
-    for dt / 2, about their mean remaining time; switching uses the kernel's own
-    P = expm(Q dt / 2) for each of the two half-steps.
+    Rates come from the kernel's genotype cache (signal s_g, summed mutation rate of the
+    alterations g lacks, switching transition over dt / 2) under ``exposure`` (default: no
+    drug, s_g = 1) through ``kernel.rates_under_signal``, without logistic competition (the
+    workload has no carrying capacity), so they depend on the type only. Where ``_advance``
+    uses the step's integrated cells I (mutant mean b U I) the tables use I = n dt; new
+    mutant cells grow for dt / 2, about their mean remaining time; switching uses the
+    cache's own P_g = expm(Q(s_g) dt / 2) for each of the two half-steps.
     """
     km = model.kernel
     dt = model.dt_days
@@ -346,6 +443,14 @@ def draw_tables(model: CompiledModel, types: np.ndarray) -> DrawTables:
     num_alterations = model.num_alterations
     num_phenotypes = model.num_phenotypes
     u = np.asarray(km.alteration_mutation_rate_per_division)
+    ws = genotype_cache(model, types[:, 0] if num_types else [], exposure)
+    _, _, signal, lacking_rate, transitions, extra_death, _ = _cache_arrays(ws)
+
+    def rates(g: int, p: int):
+        slot = kernel.genotype_slot(ws, np.int64(g))
+        return kernel.rates_under_signal(km, p, signal[slot], lacking_rate[slot],
+                                         extra_death[p], 1.0), slot
+
     tables = DrawTables(
         alpha=np.zeros(num_types), beta=np.zeros(num_types),
         mutants_per_cell_day=np.zeros(num_types), mut_targets=np.zeros(num_types, np.int64),
@@ -357,25 +462,22 @@ def draw_tables(model: CompiledModel, types: np.ndarray) -> DrawTables:
     )
     for t, (g, p) in enumerate(types):
         g, p = int(g), int(p)
-        b, d, mutation = kernel.compartment_rates(km, np.int64(g), p, 1.0, 1.0)
+        (b, d, mutation), slot = rates(g, p)
         tables.alpha[t], tables.beta[t] = transition_coefficients(b * (1.0 - mutation), d, dt)
         if mutation > 0.0 and b > 0.0:
             tables.mutants_per_cell_day[t] = b * mutation
             targets = [a for a in range(num_alterations) if not (g >> a) & 1 and u[a] > 0.0]
             tables.mut_targets[t] = len(targets)
-            remaining = mutation / km.phenotype_mutation_rate_multiplier[p]
+            remaining = lacking_rate[slot]
             for j, a in enumerate(targets):
                 tables.mut_split[t, j] = min(1.0, u[a] / remaining)
                 remaining -= u[a]
-                bm, dm, um = kernel.compartment_rates(km, np.int64(g | (1 << a)), p, 1.0, 1.0)
+                (bm, dm, um), _ = rates(g | (1 << a), p)
                 tables.mut_alpha[t, j], tables.mut_beta[t, j] = transition_coefficients(
                     bm * (1.0 - um), dm, dt / 2
                 )
-    if km.has_switching:
-        transition = np.empty((num_phenotypes, num_phenotypes))
-        kernel.switching_transition(km, 1.0, 0.5 * dt, transition)
-        for t, (_, p) in enumerate(types):
-            p = int(p)
+        if km.has_switching:
+            transition = transitions[kernel.genotype_slot(ws, np.int64(g))]
             leave = 1.0 - transition[p, p]
             if leave <= 0.0:
                 continue
@@ -429,11 +531,14 @@ def rng_only(model: CompiledModel, generators, mix: Mix) -> np.ndarray:
     return draws
 
 
-def draws_and_math(model: CompiledModel, generators, mix: Mix) -> None:
-    """Run the draws + per-compartment math kernel on a draw mix."""
+def draws_and_math(model: CompiledModel, generators, mix: Mix, ws) -> None:
+    """Run the draws + per-compartment math kernel on a draw mix; ``ws`` is
+    ``genotype_cache(model, mix.types[:, 0])`` (read only by the kernel's threads)."""
     tables = mix.tables
-    _draws_and_math_block(generators, model.kernel, mix.offsets, mix.cells, mix.row_type,
-                          mix.steps, model.dt_days, mix.types[:, 0].copy(),
+    key, epoch_of, signal, lacking_rate, _, extra_death, epoch = _cache_arrays(ws)
+    _draws_and_math_block(generators, model.kernel, key, epoch_of, epoch, signal,
+                          lacking_rate, extra_death, mix.offsets, mix.cells,
+                          mix.row_type, mix.steps, model.dt_days, mix.types[:, 0].copy(),
                           mix.types[:, 1].copy(), tables.leave_probability,
                           tables.switch_targets, tables.switch_split,
                           np.zeros(len(generators), np.int64))
@@ -443,7 +548,9 @@ def draws_and_math(model: CompiledModel, generators, mix: Mix) -> None:
 
 
 class CountingGenerator:
-    """A Generator that counts its draws by DRAW_KINDS while ``counting`` is set (Python mode).
+    """A Generator that counts its draws by DRAW_KINDS while ``counting`` is set (Python mode),
+    and sums their parameters: per kind, the first argument (n; the Poisson mean) and, for a
+    probability p, p (1 - p) (PARAMETERS).
 
     Any other draw method fails: the RNG-only kernel would not mirror it either.
     """
@@ -454,6 +561,7 @@ class CountingGenerator:
         self.rng = rng
         self.counting = counting
         self.counts = [0] * len(self.METHODS)
+        self.sums = [[0.0, 0.0] for _ in self.METHODS]  # per kind: sum of n, of p (1 - p)
 
     def __getattr__(self, name):
         if name not in self.METHODS:
@@ -465,64 +573,96 @@ class CountingGenerator:
         def counted(*args):
             if self.counting:
                 self.counts[kind] += 1
+                if args:
+                    self.sums[kind][0] += float(args[0])
+                if len(args) > 1:
+                    self.sums[kind][1] += float(args[1]) * (1.0 - float(args[1]))
             return draw(*args)
 
         return counted
 
 
+#: Draw parameters compared by the self-check, as (label, kind index, sum index): their mean
+#: over all draws of the kind, engine vs RNG-only kernel on the same states. p (1 - p) rather
+#: than p: the mean of p is dominated by whichever draws have p near 1 whatever their
+#: parameters, while p (1 - p) moves with every small probability (switching, death) and
+#: every complement of one near 1 (survival).
+PARAMETERS = (("binomial n", 0, 0), ("binomial p(1-p)", 0, 1), ("neg. binomial n", 1, 0),
+              ("neg. binomial p(1-p)", 1, 1), ("Poisson mean", 2, 0))
+
+
 def census(model: CompiledModel, seed: int, replicates: int) -> dict:
     """Count the draws of the engine and of the RNG-only kernel on the same compartment states.
 
-    Python mode only (numba disabled). The engine runs ``kernel.simulate_replicate`` on
-    counting Generators, with ``_advance`` wrapped so that only the steps' draws count and
+    Python mode only (numba disabled). The engine runs ``kernel.simulate_replicate`` (day-0
+    stream ``runner.replicate_generator``, the schedule's stream ``runner.therapy_generator``,
+    as the runner builds them) with ``_advance`` wrapped so that only the steps after day 0
+    count (calls on the therapy stream: pre-growth, ``grow_from_single_cell_to``, draws from
+    the day-0 stream and is left out, as the kernel's compartment-steps leave it out) and
     each compartment-step's state (cells, genotype, phenotype at the start of ``_advance``)
-    is recorded; the RNG-only kernel then makes its draws for exactly those states. (With
-    pre-growth, ``grow_from_single_cell_to``, the wrapper would also record the pre-growth
-    steps, which the kernel does not count; the workload starts from ``initial_cells``.)
+    is recorded; the RNG-only kernel then makes its draws for exactly those states, on the
+    same therapy streams. The model must have one schedule, without drugs (the RNG-only
+    tables are for zero exposure).
     """
+    if len(model.schedule_names) != 1 or model.drug_names:
+        raise ValueError("census needs one schedule and no drugs")
     states: list[tuple[int, int, int]] = []
     advance = kernel._advance
 
-    def counted_advance(rng, km, geno, pheno, cells, written, num_active, *rest):
+    def counted_advance(rng, ws, num_active, *rest):
+        if not isinstance(rng, CountingGenerator):  # the day-0 stream: pre-growth
+            return advance(rng, ws, num_active, *rest)
+        cells, geno, pheno = ws.cells, ws.geno, ws.pheno
         states.extend((int(cells[c]), int(geno[c]), int(pheno[c]))
                       for c in range(num_active) if cells[c] > 0)
         rng.counting = True
         try:
-            return advance(rng, km, geno, pheno, cells, written, num_active, *rest)
+            return advance(rng, ws, num_active, *rest)
         finally:
             rng.counting = False
 
-    kernel._advance = counted_advance  # Python mode: simulate_replicate looks it up per call
+    kernel._advance = counted_advance  # Python mode: run_schedule looks it up per call
     offsets, final, steps = [0], [], []
     engine = np.zeros(4, np.int64)
-    no_rows = np.zeros(0, np.int64)  # trajectory buffers of capacity 0: rows counted only
+    engine_sums = np.zeros((4, 2))
     num_mechanisms = len(model.mechanism_names)
-    for k in range(replicates):
-        rng = CountingGenerator(runner.replicate_generator(seed, k, 0))
-        out = kernel.simulate_replicate(
-            rng, model.kernel, model.initial_cells, model.initial_phenotype_fraction,
-            model.initial_alteration_fraction, model.grow_from_single_cell_to, model.dt_days,
-            model.horizon_days, model.num_steps, model.record_every_steps,
-            runner._max_compartments(model), np.zeros(0), no_rows, no_rows, no_rows,
-            np.zeros(num_mechanisms, np.int64), np.zeros(num_mechanisms),
-        )
-        final.append(int(out[2]))
-        steps.append(int(out[5]))
-        offsets.append(len(states))
-        engine += rng.counts
-    kernel._advance = advance
+    no_rows = np.zeros((1, 0), np.int64)  # trajectory buffers of capacity 0: rows counted only
+    try:
+        for k in range(replicates):
+            rng = CountingGenerator(runner.therapy_generator(seed, k, 0))
+            int_out = np.zeros((1, kernel.NUM_INT_OUT), np.int64)
+            kernel.simulate_replicate(
+                runner.replicate_generator(seed, k, 0), [rng], 0, model.kernel, model.schedules,
+                np.zeros(1, np.int64), model.initial_cells, model.initial_phenotype_fraction,
+                model.initial_alteration_fraction, model.grow_from_single_cell_to,
+                model.dt_days, model.horizon_days, model.record_every_steps,
+                runner._max_compartments(model), int_out,
+                np.full((1, kernel.NUM_FLOAT_OUT), np.nan), np.zeros((1, 0)),
+                np.zeros((1, num_mechanisms), np.int64),
+                np.full((1, num_mechanisms, kernel.NUM_MECH_DAYS), np.nan), np.zeros((1, 0)),
+                no_rows, no_rows, no_rows, np.zeros((1, 0)), no_rows, no_rows,
+            )
+            final.append(int(int_out[0, kernel.OUT_FINAL_CELLS]))
+            steps.append(int(int_out[0, kernel.OUT_COMPARTMENT_STEPS]))
+            offsets.append(len(states))
+            engine += rng.counts
+            engine_sums += rng.sums
+    finally:
+        kernel._advance = advance
 
     cells, geno, pheno = np.array(states, np.int64).T
     mix = make_mix(model, offsets, cells, geno, pheno, np.ones(len(states), np.int64))
-    generators = [CountingGenerator(runner.replicate_generator(seed, k, 0), counting=True)
+    generators = [CountingGenerator(runner.therapy_generator(seed, k, 0), counting=True)
                   for k in range(replicates)]
     own = rng_only(model, generators, mix).sum(axis=0)
     counted = np.sum([g.counts for g in generators], axis=0).tolist()
+    mirror_sums = np.sum([g.sums for g in generators], axis=0)
     return {"final_cells": final, "compartment_steps": steps, "states": len(states),
-            "engine": engine.tolist(), "mirror": counted, "mirror_own": own.tolist()}
+            "engine": engine.tolist(), "mirror": counted, "mirror_own": own.tolist(),
+            "engine_sums": engine_sums.tolist(), "mirror_sums": mirror_sums.tolist()}
 
 
-def draw_census(replicates: int, seed: int) -> None:
+def draw_census(replicates: int, seed: int, large_batch_replicates: int) -> None:
     """Subprocess body (run with NUMBA_DISABLE_JIT=1): ``census`` of the workload, and of a
     "large batches" variant (100x the tumour for 100 days, every alteration at the largest
     rate: ~40 mutants per alteration and step, so the engine's batch branch of
@@ -536,7 +676,7 @@ def draw_census(replicates: int, seed: int) -> None:
     big = dataclasses.replace(model, initial_cells=100 * model.initial_cells, horizon_days=100.0,
                               kernel=km._replace(alteration_mutation_rate_per_division=rates))
     print(json.dumps({"workload": census(model, seed, replicates),
-                      "large batches": census(big, seed, max(1, replicates // 4))}))
+                      "large batches": census(big, seed, large_batch_replicates)}))
 
 
 #: Allowed relative difference, engine vs RNG-only kernel, of the draws of each kind
@@ -546,6 +686,14 @@ def draw_census(replicates: int, seed: int) -> None:
 #: from or added to any branch moves its kind much more (the batch uniform: -79% on
 #: "large batches"; the per-cell uniform: -100% on the workload).
 MIRROR_TOLERANCE = (0.02, 0.02, 0.01, 0.10)
+#: Allowed relative difference of the mean draw parameters (PARAMETERS), engine vs RNG-only
+#: kernel, on the same states. Observed over 5 seeds: under 0.5% on the workload, under 1.7%
+#: on "large batches" (binomial p(1-p): the new cells' draws, whose remaining times the kernel
+#: fixes at dt / 2, weigh more there). Tables deliberately wrong moved them, on the workload:
+#: switching over dt instead of dt / 2, binomial p(1-p) +18%; beta 10% low, neg. binomial
+#: p(1-p) -8%; the mutation rate 10% low, Poisson mean -10%; alpha 10% high, binomial
+#: p(1-p) +3.2% (at the edge of what this catches).
+PARAMETER_TOLERANCE = (0.02, 0.03, 0.02, 0.02, 0.01)
 
 
 @dataclass
@@ -554,9 +702,18 @@ class MirrorCheck:
     compartment_steps: int
     engine: np.ndarray  # (4,) draws by DRAW_KINDS
     mirror: np.ndarray
+    engine_parameters: np.ndarray  # mean draw parameters, by PARAMETERS
+    mirror_parameters: np.ndarray
 
 
-def check_mirror(model: CompiledModel, seed: int, result: runner.BlockResult) -> MirrorCheck:
+def mean_parameters(counts: list[int], sums: list[list[float]]) -> np.ndarray:
+    """Mean of each of PARAMETERS over the draws of its kind (NaN without draws)."""
+    return np.array([sums[kind][arg] / counts[kind] if counts[kind] else math.nan
+                     for _, kind, arg in PARAMETERS])
+
+
+def check_mirror(model: CompiledModel, seed: int, result: runner.BlockResult,
+                 large_batch_replicates: int) -> MirrorCheck:
     """Stop the benchmark unless the RNG-only kernel still makes the draws the engine makes.
 
     ``result`` is the compiled engine's run of replicates 0..n-1. Checks, on those replicates
@@ -564,14 +721,15 @@ def check_mirror(model: CompiledModel, seed: int, result: runner.BlockResult) ->
     cells, compartment-steps); ``compartment_steps`` is still the compartments live at the
     start of ``_advance``; the RNG-only kernel's own counters count every draw it makes; and
     on the engine's exact compartment states it makes as many draws of each kind as the
-    engine, within MIRROR_TOLERANCE.
+    engine, within MIRROR_TOLERANCE, with the same mean parameters, within
+    PARAMETER_TOLERANCE (the "large batches" case on ``large_batch_replicates`` replicates).
     """
     count = len(result.replicates)
     if not np.array_equal(result.replicates, np.arange(count)):
         raise ValueError("check_mirror needs replicates 0..n-1")
     proc = subprocess.run(
         [sys.executable, str(Path(__file__).resolve()), "--draw-census", str(count),
-         "--seed", str(seed)],
+         "--seed", str(seed), "--large-batch-replicates", str(large_batch_replicates)],
         capture_output=True, text=True, check=False, env={**os.environ, "NUMBA_DISABLE_JIT": "1"},
     )
     if proc.returncode != 0:
@@ -596,13 +754,22 @@ def check_mirror(model: CompiledModel, seed: int, result: runner.BlockResult) ->
             if abs(m - e) > tolerance * max(e, 1):
                 problems.append(f"{case}: {kind} draws: engine {e:,}, RNG-only kernel {m:,} "
                                 f"(more than {tolerance:.0%} apart)")
+        engine_means = mean_parameters(counts["engine"], counts["engine_sums"])
+        mirror_means = mean_parameters(counts["mirror"], counts["mirror_sums"])
+        for (label, _, _), e, m, tolerance in zip(PARAMETERS, engine_means, mirror_means,
+                                                  PARAMETER_TOLERANCE, strict=True):
+            if not (abs(m - e) <= tolerance * abs(e) or (math.isnan(e) and math.isnan(m))):
+                problems.append(f"{case}: mean {label}: engine {e:.6g}, RNG-only kernel {m:.6g} "
+                                f"(more than {tolerance:.0%} apart)")
     if problems:
         raise SystemExit(
             "draw self-check FAILED: the RNG-only kernel no longer mirrors kernel._advance; "
             "update _rng_only_block / _switch_draws / draw_tables.\n  " + "\n  ".join(problems)
         )
     return MirrorCheck(count, workload["states"], np.array(workload["engine"]),
-                       np.array(workload["mirror"]))
+                       np.array(workload["mirror"]),
+                       mean_parameters(workload["engine"], workload["engine_sums"]),
+                       mean_parameters(workload["mirror"], workload["mirror_sums"]))
 
 
 # ======================================================================= sections 1+2: workload
@@ -626,21 +793,22 @@ class WorkloadCounts:
     draws: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(4, np.int64))
 
 
-def warm_up_workload(model: CompiledModel, seed: int) -> runner.BlockResult:
+def warm_up_workload(model: CompiledModel, seed: int, check_replicates: int
+                     ) -> runner.BlockResult:
     """Compile everything sections 1-2 call; returns the engine's run of the check replicates."""
-    reps = np.arange(CHECK_REPLICATES, dtype=np.int64)
+    reps = np.arange(check_replicates, dtype=np.int64)
     result = runner.run_block(model, seed, reps)
     mix = trajectory_mix(model, result)
     rng_only(model, generators_for(seed, reps), mix)
-    draws_and_math(model, generators_for(seed, reps), mix)
+    draws_and_math(model, generators_for(seed, reps), mix, genotype_cache(model, mix.types[:, 0]))
     return result
 
 
 def run_workload(model: CompiledModel, seed: int, replicates: int, thread_counts: list[int],
-                 console) -> tuple[list[WorkloadTiming], WorkloadCounts]:
+                 block: int, console) -> tuple[list[WorkloadTiming], WorkloadCounts]:
     """Time the engine and the RNG-only kernel block by block, on every thread count.
 
-    Per block of ``model.block_replicates`` replicates: the engine on each thread count
+    Per block of ``block`` replicates: the engine on each thread count
     (timed: ``runner.run_block``, i.e. streams, buffers, kernel and any overflow rerun, as a
     run pays them), then the untimed draw mix, then the RNG-only kernel on each thread count
     (timed: streams + kernel) and the draws + math kernel on the first. Interleaving the
@@ -649,13 +817,15 @@ def run_workload(model: CompiledModel, seed: int, replicates: int, thread_counts
     """
     if model.kernel.carrying_capacity_cells < math.inf:
         raise SystemExit("the RNG-only tables assume no carrying capacity (rates fixed per type)")
+    if len(model.schedule_names) != 1 or model.drug_names:
+        raise SystemExit("the RNG-only tables assume one schedule and no drugs")
     counts = WorkloadCounts()
     timings = {t: WorkloadTiming(threads=t) for t in thread_counts}
     # The trajectory rows run_block reserves per replicate before it reruns one (runner._run_kernel).
     reserved = runner._num_records(model) * min(runner.INITIAL_ROWS_PER_RECORD,
                                                 runner._max_compartments(model))
-    for start in range(0, replicates, model.block_replicates):
-        reps = np.arange(start, min(replicates, start + model.block_replicates), dtype=np.int64)
+    for start in range(0, replicates, block):
+        reps = np.arange(start, min(replicates, start + block), dtype=np.int64)
         result = None
         for threads in thread_counts:
             with numba_threads(threads):
@@ -672,6 +842,7 @@ def run_workload(model: CompiledModel, seed: int, replicates: int, thread_counts
             del this
         counts.exact_steps += int(result.compartment_steps.sum())
         mix = trajectory_mix(model, result)  # untimed
+        cache = genotype_cache(model, mix.types[:, 0])
         counts.trajectory_steps += int(mix.steps.sum())
         del result
 
@@ -683,7 +854,7 @@ def run_workload(model: CompiledModel, seed: int, replicates: int, thread_counts
                 timings[threads].rng_cpu_seconds += time.process_time() - began_cpu
                 if threads == thread_counts[0]:  # the breakdown is for the first thread count
                     began = time.perf_counter()
-                    draws_and_math(model, generators_for(seed, reps), mix)
+                    draws_and_math(model, generators_for(seed, reps), mix, cache)
                     timings[threads].math_seconds += time.perf_counter() - began
         counts.draws += draws.sum(axis=0)
         console.log(f"workload: {int(reps[-1]) + 1:,}/{replicates:,} replicates; " + "; ".join(
@@ -699,6 +870,130 @@ def per_replicate_overhead(model: CompiledModel, seed: int, replicates: int) -> 
     runner.run_block(one_step, seed, range(WARMUP_REPLICATES))
     seconds, _ = best_of(3, lambda: runner.run_block(one_step, seed, range(replicates)))
     return seconds / replicates
+
+
+# ===================================================================== section 6: therapy
+
+
+@dataclass
+class TherapyRun:
+    """One model of the therapy section, timed block by block."""
+
+    label: str
+    model: CompiledModel
+    seconds: float = 0.0  # wall, iterate_blocks (as a run pays it)
+    cpu_seconds: float = 0.0
+    day_zero_seconds: float = 0.0  # wall, the day-0 tumours alone (_pregrowth_block)
+    steps: int = 0  # exact compartment-steps (after day 0)
+    rows: int = 0  # (replicate, schedule) pairs
+    replicates: int = 0
+    blocks: int = 0
+    step_days: float = 0.0  # sum over rows of the days simulated after day 0
+    status: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(3, np.int64))
+
+    @property
+    def schedules(self) -> int:
+        return len(self.model.schedule_names)
+
+    @property
+    def rate(self) -> float:
+        """Compartment-steps per second of the whole run's wall time."""
+        return self.steps / self.seconds
+
+    @property
+    def rate_after_day_zero(self) -> float:
+        """Compartment-steps per second of the time after day 0 (wall minus the day-0 build)."""
+        return self.steps / max(self.seconds - self.day_zero_seconds, 1e-12)
+
+
+def without_drugs(path: Path) -> CompiledModel:
+    """The config at ``path`` with its drugs removed: no drugs, no schedules (so the one
+    implicit ``untreated`` schedule), no IC50 shifts. Everything else, pre-growth included,
+    is unchanged; drug-induced switching stays but is inert (signal 1 without drugs)."""
+    import yaml
+
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data.pop("drugs", None)
+    data.pop("schedules", None)
+    for alteration in (data.get("alterations") or {}).values():
+        alteration.pop("ic50_fold", None)
+    return compile_model(config_from_mapping(data))
+
+
+def therapy_models() -> list[tuple[str, CompiledModel]]:
+    """The therapy section's three models, all on a THERAPY_HORIZON_DAYS horizon."""
+    models = [
+        (f"treated {THERAPY_CONFIG.stem}", compile_model(load_config(THERAPY_CONFIG))),
+        (f"(b) {THERAPY_CONFIG.stem}, no drugs", without_drugs(THERAPY_CONFIG)),
+        (f"(a) {WORKLOAD.stem}", compile_model(load_config(WORKLOAD))),
+    ]
+    return [(label, dataclasses.replace(m, horizon_days=THERAPY_HORIZON_DAYS))
+            for label, m in models]
+
+
+def day_zero_build(model: CompiledModel, seed: int, reps: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Build the day-0 tumours of ``reps`` as the engine does (streams included)."""
+    generators = day_zero_generators_for(seed, reps)
+    days = np.full(len(reps), np.nan)
+    cells = np.zeros(len(reps), np.int64)
+    _pregrowth_block(generators, model.kernel, model.initial_cells,
+                     model.initial_phenotype_fraction, model.initial_alteration_fraction,
+                     model.grow_from_single_cell_to, model.dt_days,
+                     runner._max_compartments(model), len(model.mechanism_names), days, cells)
+    return days, cells
+
+
+def run_therapy(seed: int, replicates: int, block: int, threads: int, console
+                ) -> list[TherapyRun]:
+    """Time the treated config against its drug-free version and the untreated workload.
+
+    All three stream the same replicates 0..n-1 through ``runner.iterate_blocks`` (blocks of
+    ``block`` replicates, i.e. ``block`` x S rows for S schedules), advanced in lockstep so
+    that the three share the machine's conditions block by block; after each block, the
+    day-0 tumours of its replicates are built again alone (``_pregrowth_block``: workspace +
+    ``kernel.build_day_zero``, day-0 streams included), which times pre-growth. Checked: the
+    day-0 build reproduces the engine's days to diagnosis, and the treated config and its
+    drug-free version start every replicate from the same day-0 tumour.
+    """
+    runs = [TherapyRun(label, model) for label, model in therapy_models()]
+    with numba_threads(threads):  # warm up (the kernels load from numba's cache)
+        for run in runs:
+            runner.run_block(run.model, seed, [0])
+            day_zero_build(run.model, seed, np.zeros(1, np.int64))
+    iterators = [runner.iterate_blocks(run.model, seed, range(replicates),
+                                       block_size=block * run.schedules) for run in runs]
+    for start in range(0, replicates, block):
+        reps = np.arange(start, min(replicates, start + block), dtype=np.int64)
+        day_zero_cells = {}
+        for run, blocks in zip(runs, iterators, strict=True):
+            with numba_threads(threads):
+                began, began_cpu = time.perf_counter(), time.process_time()
+                result = next(blocks)
+                run.seconds += time.perf_counter() - began
+                run.cpu_seconds += time.process_time() - began_cpu
+                began = time.perf_counter()
+                days, cells = day_zero_build(run.model, seed, reps)
+                run.day_zero_seconds += time.perf_counter() - began
+            first = result.schedules == result.schedules[0]
+            if not (np.array_equal(result.replicates[first], reps)
+                    and np.array_equal(days, result.days_to_diagnosis[first], equal_nan=True)):
+                raise SystemExit(f"{run.label}: the day-0 build does not reproduce the engine's")
+            day_zero_cells[run.label] = cells
+            run.steps += int(result.compartment_steps.sum())
+            run.rows += len(result.replicates)
+            run.replicates += len(reps)
+            run.blocks += 1
+            stop = np.where(np.isnan(result.stop_day), run.model.horizon_days, result.stop_day)
+            run.step_days += float(stop.sum())
+            run.status += np.bincount(np.minimum(result.status, 2), minlength=3)[:3]
+            del result
+        treated, drug_free = runs[0].label, runs[1].label
+        if not np.array_equal(day_zero_cells[treated], day_zero_cells[drug_free]):
+            raise SystemExit("the treated config and its drug-free version start from "
+                             "different day-0 tumours")
+        console.log(f"therapy: {int(reps[-1]) + 1:,}/{replicates:,} replicates; " + "; ".join(
+            f"{run.label} {run.seconds:.1f} s" for run in runs))
+    return runs
 
 
 # ================================================================================ section 5: RSS
@@ -723,7 +1018,7 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20
 
 
-def rss_child(replicates: int, threads: int, seed: int) -> None:
+def rss_child(replicates: int, threads: int, seed: int, block: int | None) -> None:
     """Subprocess body: stream ``replicates`` through iterate_blocks, discard, report peak RSS."""
     model = compile_model(load_config(WORKLOAD))
     runner.set_threads(threads)
@@ -731,19 +1026,22 @@ def rss_child(replicates: int, threads: int, seed: int) -> None:
     baseline = peak_rss_mb()
     began = time.perf_counter()
     blocks = 0
-    for block in runner.iterate_blocks(model, seed, range(replicates)):
+    for result in runner.iterate_blocks(model, seed, range(replicates), block_size=block):
         blocks += 1
-        del block
+        del result
     print(json.dumps({"replicates": replicates, "blocks": blocks, "baseline_mb": baseline,
+                      "block": block or model.block_replicates,
                       "peak_mb": peak_rss_mb(), "seconds": time.perf_counter() - began}))
 
 
-def run_rss_children(replicate_counts: list[int], threads: int, seed: int) -> list[dict]:
+def run_rss_children(replicate_counts: list[int], threads: int, seed: int,
+                     block: int | None) -> list[dict]:
     out = []
     for count in replicate_counts:
         proc = subprocess.run(
             [sys.executable, str(Path(__file__).resolve()), "--rss-child", str(count),
-             "--threads", str(threads), "--seed", str(seed)],
+             "--threads", str(threads), "--seed", str(seed)]
+            + (["--block", str(block)] if block else []),
             capture_output=True, text=True, check=False,
         )
         if proc.returncode != 0:
@@ -975,67 +1273,112 @@ def fmt_rate(x: float) -> str:
     return f"{x / 1e6:.2f} M/s"
 
 
+@dataclass
+class Sizes:
+    """How big each section runs (full, or ``--quick``: everything small, a smoke test)."""
+
+    replicates: int  # sections 1-2 workload replicates
+    block: int  # sections 1-2 replicates per block
+    check_replicates: int  # draw self-check: workload replicates run as Python
+    large_batch_replicates: int  # draw self-check: "large batches" replicates
+    therapy_replicates: int
+    therapy_block: int | None  # replicates per block (None: the treated config's default)
+    small: dict[str, int]  # sections 3-4 replicates
+    repeats: int
+    rss_counts: list[int]
+    rss_block: int | None  # replicates per block in the RSS subprocesses (None: default)
+    overhead_replicates: int
+
+
+def sizes(quick: bool, replicates: int | None, therapy_replicates: int | None) -> Sizes:
+    if quick:
+        return Sizes(replicates=replicates or 64, block=32, check_replicates=2,
+                     large_batch_replicates=1, therapy_replicates=therapy_replicates or 8,
+                     therapy_block=4, small={"one_cell": 200, "hundred": 20}, repeats=2,
+                     rss_counts=[40, 100], rss_block=20, overhead_replicates=64)
+    # At least 2 blocks in both RSS runs, so that the comparison is not 1 block against many.
+    return Sizes(replicates=replicates or 10_000, block=0, check_replicates=CHECK_REPLICATES,
+                 large_batch_replicates=CHECK_REPLICATES // 4,
+                 therapy_replicates=therapy_replicates or 2_000, therapy_block=None,
+                 small={"one_cell": 10_000, "hundred": 2_000}, repeats=3,
+                 rss_counts=[2_000, 10_000], rss_block=None, overhead_replicates=2_000)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--replicates", type=int, default=None,
-                        help="workload replicates (default 10,000; 1,000 with --quick)")
-    parser.add_argument("--quick", action="store_true", help="smaller run (under ~2 minutes)")
+                        help="workload replicates (default 10,000; 64 with --quick)")
+    parser.add_argument("--therapy-replicates", type=int, default=None,
+                        help="therapy section replicates (default 2,000; 8 with --quick)")
+    parser.add_argument("--quick", action="store_true",
+                        help="everything small: a smoke test, not a measurement")
     parser.add_argument("--seed", type=int, default=20261124)
     parser.add_argument("--skip-gillespy2", action="store_true", help="leave out GillesPy2")
     parser.add_argument("--threads", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--block", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--rss-child", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--draw-census", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--large-batch-replicates", type=int, default=2, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     if args.rss_child is not None:
-        rss_child(args.rss_child, args.threads or numba.config.NUMBA_NUM_THREADS, args.seed)
+        rss_child(args.rss_child, args.threads or numba.config.NUMBA_NUM_THREADS, args.seed,
+                  args.block)
         return
     if args.draw_census is not None:
-        draw_census(args.draw_census, args.seed)
+        draw_census(args.draw_census, args.seed, args.large_batch_replicates)
         return
 
     from rich.console import Console
 
     console = Console(stderr=True, width=120)
     out = Console(width=150)
-    replicates = args.replicates or (1_000 if args.quick else 10_000)
-    small = ({"one_cell": 2_000, "hundred": 500} if args.quick
-             else {"one_cell": 10_000, "hundred": 2_000})
-    repeats = 2 if args.quick else 3
-    # At least 2 blocks in both, so that the comparison is not 1 block against many.
-    rss_counts = [2_000, 5_000] if args.quick else [2_000, 10_000]
+    size = sizes(args.quick, args.replicates, args.therapy_replicates)
     max_threads = numba.config.NUMBA_NUM_THREADS
     thread_counts = sorted({1, min(2, max_threads)})
     began_all = time.perf_counter()
     load_before = os.getloadavg()[0]
 
     model = compile_model(load_config(WORKLOAD))
+    block = size.block or model.block_replicates
     console.log("warming up (numba compile excluded from every timing)")
     with numba_threads(max_threads):
-        check_result = warm_up_workload(model, args.seed)
-    console.log(f"draw self-check on {CHECK_REPLICATES} replicates (engine and RNG-only as Python)")
-    check = check_mirror(model, args.seed, check_result)
+        check_result = warm_up_workload(model, args.seed, size.check_replicates)
+    console.log(f"draw self-check on {size.check_replicates} replicates (engine and RNG-only "
+                "as Python)")
+    check = check_mirror(model, args.seed, check_result, size.large_batch_replicates)
     del check_result
 
-    timings, counts = run_workload(model, args.seed, replicates, thread_counts, console)
+    timings, counts = run_workload(model, args.seed, size.replicates, thread_counts, block,
+                                   console)
     with numba_threads(1):
-        overhead = per_replicate_overhead(model, args.seed, min(replicates, 2_000))
+        overhead = per_replicate_overhead(model, args.seed,
+                                          min(size.replicates, size.overhead_replicates))
     rss_main = peak_rss_mb()
 
-    console.log(f"peak RSS: subprocesses streaming {rss_counts} replicates")
-    rss = run_rss_children(rss_counts, max_threads, args.seed)
+    therapy_threads = thread_counts[-1]
+    treated = compile_model(load_config(THERAPY_CONFIG))
+    # iterate_blocks' own block: engine.block_replicates rows, i.e. that / S replicates.
+    therapy_block = size.therapy_block or max(1, treated.block_replicates
+                                              // len(treated.schedule_names))
+    console.log(f"therapy: {size.therapy_replicates:,} replicates on {therapy_threads} threads")
+    therapy = run_therapy(args.seed, size.therapy_replicates, therapy_block, therapy_threads,
+                          console)
+
+    console.log(f"peak RSS: subprocesses streaming {size.rss_counts} replicates")
+    rss = run_rss_children(size.rss_counts, max_threads, args.seed, size.rss_block)
 
     with numba_threads(1):
-        refs = reference_comparisons(args.seed, small, repeats, console)
+        refs = reference_comparisons(args.seed, size.small, size.repeats, console)
         gill = ([] if args.skip_gillespy2
-                else gillespy2_comparisons(args.seed, small, repeats, console))
-    report(out, args, model, replicates, timings, counts, check, overhead, rss_main, rss,
-           refs + gill, began_all, load_before)
+                else gillespy2_comparisons(args.seed, size.small, size.repeats, console))
+    report(out, args, model, size.replicates, timings, counts, check, overhead, rss_main, rss,
+           refs + gill, therapy, therapy_threads, began_all, load_before)
 
 
 def report(out, args, model, replicates, timings, counts, check, overhead, rss_main, rss,
-           comparisons, began_all, load_before) -> None:
+           comparisons, therapy, therapy_threads, began_all, load_before) -> None:
     """Print the tables, then plain-text lines to paste into a README."""
     from rich.table import Table
 
@@ -1057,6 +1400,10 @@ def report(out, args, model, replicates, timings, counts, check, overhead, rss_m
                  " / ".join(f"{x:.3f}" for x in check.engine / check.compartment_steps))
     head.add_row("  same states, RNG-only kernel",
                  " / ".join(f"{x:.3f}" for x in check.mirror / check.compartment_steps))
+    head.add_row("  mean draw parameters, engine: " + " / ".join(p[0] for p in PARAMETERS),
+                 " / ".join(f"{x:.4g}" for x in check.engine_parameters))
+    head.add_row("  same states, RNG-only kernel",
+                 " / ".join(f"{x:.4g}" for x in check.mirror_parameters))
     out.print(head)
     lines.append(
         f"draw self-check ({check.replicates} replicates, {check.compartment_steps:,} "
@@ -1113,12 +1460,14 @@ def report(out, args, model, replicates, timings, counts, check, overhead, rss_m
     for name, ns, how in (
         ("random draws", draws_ns, "RNG-only kernel"),
         ("per-compartment math", math_ns,
-         "same draws through compartment_rates / birth_death_step / integrated_cells / "
-         "multinomial_split / _grow_new_cells, minus RNG-only"),
+         "same draws through the genotype cache lookups and rates (as _advance writes them) / "
+         "birth_death_step / integrated_cells / multinomial_split / _grow_new_cells, minus "
+         "RNG-only"),
         ("per-replicate setup", setup_ns,
          f"workload cut to 1 step: {overhead * 1e6:.0f} us per replicate"),
         ("compartment bookkeeping", rest_ns,
-         "the rest: switching loops and arrivals, find/add, totals, compaction, records"),
+         "the rest: switching loops and arrivals, find/add, totals, compaction, records, "
+         "run_schedule's per-step exposure and events"),
         ("engine", engine_ns, "section 1"),
     ):
         parts.add_row(name, f"{ns:.0f}", f"{ns / engine_ns:.0%}", how)
@@ -1129,7 +1478,57 @@ def report(out, args, model, replicates, timings, counts, check, overhead, rss_m
         f"{rest_ns:.0f} + per-replicate setup {setup_ns:.0f}"
     )
 
-    small_table = Table(title="3-4. Same model, same replicates, same statistic (final size); "
+    table3 = Table(title=f"3. Therapy: {THERAPY_CONFIG.relative_to(ROOT)}, every schedule, "
+                         f"{therapy[0].replicates:,} replicates, "
+                         f"{therapy[0].model.horizon_days / 365:.0f}-year horizon, "
+                         f"{therapy_threads} threads, side by side")
+    for col in ("run", "schedules", "rows", "compartment-steps", "live comp. per step", "wall",
+                "CPU use", "comp-steps/s", "day-0 build", "comp-steps/s after day 0",
+                "died / extinct / alive"):
+        table3.add_column(col, justify="left" if col == "run" else "right")
+    for run in therapy:
+        table3.add_row(
+            run.label, str(run.schedules), f"{run.rows:,}", f"{run.steps:,}",
+            f"{run.steps / max(run.step_days / run.model.dt_days, 1):.2f}",
+            f"{run.seconds:.2f} s", f"{run.cpu_seconds / run.seconds / therapy_threads:.0%}",
+            fmt_rate(run.rate), f"{run.day_zero_seconds:.2f} s "
+            f"({run.day_zero_seconds / run.seconds:.0%})", fmt_rate(run.rate_after_day_zero),
+            " / ".join(str(x) for x in run.status[[2, 1, 0]]),
+        )
+    out.print(table3)
+    out.print("rows = (replicate, schedule) pairs, each a schedule's run from the replicate's "
+              "day-0 tumour. day-0 build = the replicates' day-0 tumours built again alone "
+              "(pre-growth from one cell for the EGFR config, seeding for the workload), timed "
+              "right after each block: its share of the run's wall time. comp-steps/s after day "
+              "0 = compartment-steps / (wall - day-0 build). A row stops when its tumour dies "
+              "(lethal burden) or goes extinct; live comp. per step = compartment-steps / steps "
+              "run. Untreated, the EGFR tumour dies within a year, so (b)'s wall time is mostly "
+              "pre-growth: compare the rates after day 0. All three run the same replicates in "
+              "lockstep blocks of the treated config's size.", highlight=False)
+    treated = therapy[0]
+    per_replicate = treated.seconds / treated.replicates
+    lines.append(
+        f"therapy ({THERAPY_CONFIG.name}, {treated.schedules} schedules, {treated.replicates:,} "
+        f"replicates, {treated.model.horizon_days:.0f} days, {therapy_threads} threads): "
+        f"{treated.seconds:.1f} s wall ({per_replicate * 2_000:.0f} s per 2,000 replicates at "
+        f"this rate; target < 120 s), {treated.steps / 1e6:.1f} M compartment-steps = "
+        f"{treated.rate / 1e6:.2f} M/s ({treated.rate_after_day_zero / 1e6:.2f} M/s after day "
+        f"0); pre-growth (day-0 build) {treated.day_zero_seconds / treated.seconds:.1%} of the "
+        "wall time"
+    )
+    for untreated in therapy[1:]:
+        ratio = untreated.rate / treated.rate
+        ratio_after = untreated.rate_after_day_zero / treated.rate_after_day_zero
+        lines.append(
+            f"compartment-steps/s untreated / treated, {untreated.label}: {ratio:.2f}x on the "
+            f"whole wall time, {ratio_after:.2f}x after day 0 "
+            f"({'within' if ratio_after <= 1.5 else 'above'} the 1.5x target); untreated "
+            f"{untreated.rate / 1e6:.2f} M/s ({untreated.rate_after_day_zero / 1e6:.2f} M/s "
+            f"after day 0), pre-growth {untreated.day_zero_seconds / untreated.seconds:.1%} of "
+            "its wall time"
+        )
+
+    small_table = Table(title="4-5. Same model, same replicates, same statistic (final size); "
                               "1 thread; best of repeated runs")
     for col in ("model", "vs", "replicates", "engine", "other", "speedup",
                 "mean: engine / other / exact", "z", "KS p", "note"):
@@ -1161,7 +1560,7 @@ def report(out, args, model, replicates, timings, counts, check, overhead, rss_m
               "Kolmogorov-Smirnov on the final sizes; exact = E[N(10 d)] from the mean ODE.",
               highlight=False)
 
-    mem = Table(title="5. Peak RSS (VmHWM of the process; ru_maxrss where /proc is missing)")
+    mem = Table(title="6. Peak RSS (VmHWM of the process; ru_maxrss where /proc is missing)")
     for col in ("process", "replicates", "blocks", "after warm-up", "peak", "wall"):
         mem.add_column(col, justify="left" if col == "process" else "right")
     mem.add_row("this benchmark, after sections 1-2", f"{replicates:,}", "", "",
@@ -1171,14 +1570,16 @@ def report(out, args, model, replicates, timings, counts, check, overhead, rss_m
                     f"{r['replicates']:,}", str(r["blocks"]), f"{r['baseline_mb']:.0f} MiB",
                     f"{r['peak_mb']:.0f} MiB", f"{r['seconds']:.1f} s")
     out.print(mem)
+    size_note = f"{rss[0]['block']:,}" if rss else ""
     lines.append(
         "peak RSS streaming the workload through iterate_blocks (blocks of "
-        f"{model.block_replicates:,}): "
+        f"{size_note}): "
         + ", ".join(f"{r['peak_mb']:.0f} MiB for {r['replicates']:,} replicates" for r in rss)
     )
 
     out.print()
-    out.print(f"clonesim benchmark ({'quick' if args.quick else 'full'}): {platform.machine()}, "
+    mode = "quick: toy sizes, a smoke test, not a measurement" if args.quick else "full"
+    out.print(f"clonesim benchmark ({mode}): {platform.machine()}, "
               f"{os.cpu_count()} cores, Python {platform.python_version()}, numba "
               f"{numba.__version__}, numpy {np.__version__}, {source_version()}; load average "
               f"{load_before:.1f} before / {os.getloadavg()[0]:.1f} after; "
