@@ -20,7 +20,15 @@ start-of-step values, is a Strang splitting:
 The approximations are the splitting (second order in dt for the mean) and I
 taken from the step's two ends. All vanish as dt -> 0 (tests show it).
 
-Kernels take arrays and a Generator only: no config, no I/O.
+Rates depend on the genotype's signal s_g under the step's drug exposures
+(clonesim.model.pharmacodynamics); each genotype's s_g, mutation rate and
+switching matrix are cached per replicate and recomputed only when exposures
+or the step length change. Therapy (run_schedule) follows the semantics in
+clonesim.therapy: step points, exposure per step, events and triggers at step
+ends. simulate_block builds each replicate's day-0 tumour once and forks it
+into every schedule.
+
+Kernels take arrays, NamedTuples of arrays and Generators only: no config, no I/O.
 """
 
 from __future__ import annotations
