@@ -6,7 +6,7 @@ import json
 import platform
 import secrets
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,7 @@ import polars as pl
 import pyarrow
 
 from clonesim import __version__
+from clonesim.batch.sweep import expand_sweep
 from clonesim.config import Config, as_config
 from clonesim.config.errors import ClonesimError
 from clonesim.engine import runner
@@ -58,8 +59,63 @@ def _write_partitioned(run_dir: Path, table: str, frame: pl.DataFrame, part: int
         rundir.write_parquet(piece, rundir.part_path(run_dir, table, schedule, part), provenance)
 
 
+@dataclass
+class _Point:
+    """A sweep point ready to run: its id, stream, compiled model and output columns."""
+
+    id: str
+    stream: int
+    overrides: dict[str, Any]
+    model: CompiledModel
+    columns: list[pl.Expr]
+
+
+def _points(config: Config) -> list[_Point]:
+    """The config's sweep points (one, with no extra columns, without a sweep), all validated
+    and compiled before anything runs. With a sweep, every table gains a ``point`` column
+    (the point's id) and one column per swept path holding each point's value there
+    (overridden or the base config's; null where the config has none)."""
+    points = expand_sweep(config)
+    if config.sweep is None:
+        return [_Point(p.id, p.stream, p.overrides, compile_model(p.config), []) for p in points]
+    ids = pl.Enum([p.id for p in points])
+    paths = list(dict.fromkeys(path for p in points for path in p.overrides))
+    values = {path: pl.Series(path, [_scalar(p.value(path)) for p in points], strict=False)
+              for path in paths}
+    ready = []
+    for i, p in enumerate(points):
+        columns = [pl.lit(p.id, dtype=ids).alias("point")] + [
+            pl.lit(values[path][i], dtype=values[path].dtype).alias(path) for path in paths
+        ]
+        ready.append(_Point(p.id, p.stream, p.overrides, compile_model(p.config), columns))
+    return ready
+
+
+def _scalar(value: Any) -> Any:
+    """A swept value as a column value: numbers and text as they are, anything else as JSON."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return json.dumps(value, sort_keys=True)
+
+
+def _point_tables(point: _Point, block: runner.BlockResult, seed: int) -> dict[str, pl.DataFrame]:
+    tables = block_tables(point.model, block, seed)
+    if point.columns:
+        tables = {name: frame.with_columns(point.columns) for name, frame in tables.items()}
+    return tables
+
+
+def _blocks(points: list[_Point], seed: int, replicates: int,
+            on_block: Callable[[int], None] | None) -> Iterator[tuple[_Point, runner.BlockResult]]:
+    """Every point's blocks in turn; replicate k of a point draws from spawn key (stream, k)."""
+    for point in points:
+        for block in runner.iterate_blocks(point.model, seed, range(replicates), point=point.stream,
+                                           on_block=on_block):
+            yield point, block
+
+
 def _resolve(config_or_path: ConfigLike, replicates: int | None, seed: int | None
-             ) -> tuple[Config, CompiledModel, int, int]:
+             ) -> tuple[Config, list[_Point], int, int]:
     config = as_config(config_or_path)
     if replicates is not None and replicates < 1:
         raise ClonesimError(f"replicates: must be at least 1 (got {replicates})")
@@ -69,13 +125,16 @@ def _resolve(config_or_path: ConfigLike, replicates: int | None, seed: int | Non
     run_seed = seed if seed is not None else config.seed
     if run_seed is None:
         run_seed = secrets.randbits(63)
-    return config, compile_model(config), num_replicates, run_seed
+    return config, _points(config), num_replicates, run_seed
 
 
-def _run_info(config: Config, model: CompiledModel, seed: int, replicates: int) -> dict[str, Any]:
-    resolved = config.model_dump(mode="json", by_alias=True)
+def _run_info(config: Config, points: list[_Point], seed: int, replicates: int
+              ) -> dict[str, Any]:
+    model = points[0].model
+    resolved = config.model_dump(mode="json", by_alias=True, exclude_none=False)
     resolved["seed"] = seed
     resolved["replicates"] = replicates
+    sweep = [{"point": p.id, "stream": p.stream, "overrides": p.overrides} for p in points]
     return {
         "clonesim_version": __version__,
         "config": resolved,
@@ -92,9 +151,10 @@ def _run_info(config: Config, model: CompiledModel, seed: int, replicates: int) 
             "bit_generator": "PCG64",
             "stream": "day 0: SeedSequence(seed, spawn_key=(point, replicate)); "
                       "therapy (every schedule): SeedSequence(seed, spawn_key=(point, replicate, 1)); "
-                      "point=0",
+                      "point = the sweep point's stream (0 without a sweep)",
             "block_replicates": model.block_replicates,
         },
+        "points": sweep,
         "versions": {
             "python": platform.python_version(),
             "numpy": np.__version__,
@@ -137,25 +197,24 @@ def simulate(config_or_path: ConfigLike, replicates: int | None = None, seed: in
     on_block : called with the number of replicates finished after each block.
     progress : show a progress bar (rich; works in terminals and notebooks).
     """
-    config, model, num_replicates, run_seed = _resolve(config_or_path, replicates, seed)
+    config, points, num_replicates, run_seed = _resolve(config_or_path, replicates, seed)
     runner.set_threads(_threads_or_all(threads))
     started = time.perf_counter()
     work = 0
     parts: dict[str, list[pl.DataFrame]] = {name: [] for name in TABLE_NAMES}
     with replicate_progress(disable=not progress) as bar:
-        task = bar.add_task(label(config.name), total=num_replicates)
+        task = bar.add_task(label(config.name), total=num_replicates * len(points))
 
         def block_done(done: int) -> None:
             bar.advance(task, done)
             if on_block is not None:
                 on_block(done)
 
-        blocks = runner.iterate_blocks(model, run_seed, range(num_replicates), on_block=block_done)
-        for block in blocks:
+        for point, block in _blocks(points, run_seed, num_replicates, block_done):
             work += int(block.compartment_steps.sum())
-            for name, frame in block_tables(model, block, run_seed).items():
+            for name, frame in _point_tables(point, block, run_seed).items():
                 parts[name].append(frame)
-    info = _run_info(config, model, run_seed, num_replicates)
+    info = _run_info(config, points, run_seed, num_replicates)
     info["timings"] = _timings("simulate_seconds", started, work)
     tables = {name: pl.concat(frames, rechunk=True) for name, frames in parts.items()}
     return SimulationResult(**tables, info=info)
@@ -172,20 +231,20 @@ def run_to_directory(config_or_path: ConfigLike, out: str | Path, replicates: in
     or interrupted run leaves any previous run in ``out`` untouched.
     ``on_start`` is called once the inputs are checked, just before the first block.
     """
-    config, model, num_replicates, run_seed = _resolve(config_or_path, replicates, seed)
+    config, points, num_replicates, run_seed = _resolve(config_or_path, replicates, seed)
     runner.set_threads(_threads_or_all(threads))
     out = Path(out)
-    info = _run_info(config, model, run_seed, num_replicates)
+    info = _run_info(config, points, run_seed, num_replicates)
     provenance = _provenance_for_parquet(info)
     with rundir.staged_run_dir(out, overwrite) as staging:
         if on_start is not None:
             on_start()
         started = time.perf_counter()
         work = 0
-        blocks = runner.iterate_blocks(model, run_seed, range(num_replicates), on_block=on_block)
-        for part, block in enumerate(blocks):
+        blocks = _blocks(points, run_seed, num_replicates, on_block)
+        for part, (point, block) in enumerate(blocks):
             work += int(block.compartment_steps.sum())
-            for name, frame in block_tables(model, block, run_seed).items():
+            for name, frame in _point_tables(point, block, run_seed).items():
                 _write_partitioned(staging, name, frame, part, provenance)
         info["timings"] = _timings("simulate_and_write_seconds", started, work)
         rundir.write_run_json(staging, info)

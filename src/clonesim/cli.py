@@ -20,6 +20,7 @@ from rich.text import Text
 
 from clonesim import api
 from clonesim.analysis.summary import schedule_summary
+from clonesim.batch.sweep import SweepPoint, expand_sweep
 from clonesim.config import load_config
 from clonesim.config.errors import ClonesimError
 from clonesim.engine import runner
@@ -87,7 +88,9 @@ def run(
     """Simulate CONFIG and write a run directory of Parquet tables."""
     try:
         loaded = load_config(config)
-        total = replicates if replicates is not None else loaded.replicates
+        num_points = len(expand_sweep(loaded))  # validates every sweep point up front
+        per_point = replicates if replicates is not None else loaded.replicates
+        total = per_point * num_points
         target = out if out is not None else Path("runs") / loaded.name
         progress = replicate_progress(console, disable=quiet or total <= 0)
         task = progress.add_task(label(loaded.name), total=total)
@@ -121,10 +124,12 @@ def run(
         raise typer.Exit(130) from None
     info = api.read_run_info(path)
     seconds = info["timings"]["simulate_and_write_seconds"]
-    if not quiet:
+    if not quiet and num_points == 1:
         console.print(_summary_table(read_table(path, "patients")))
+    what = f"{per_point} replicates" if num_points == 1 else (
+        f"{num_points} points x {per_point} replicates; group the tables by 'point'")
     console.print(
-        f"wrote {escape(str(path))} ({total} replicates, seed {info['seed']}, {seconds:.1f} s, "
+        f"wrote {escape(str(path))} ({what}, seed {info['seed']}, {seconds:.1f} s, "
         f"{info['timings']['threads']} threads)",
         highlight=False, soft_wrap=True,
     )
@@ -159,12 +164,36 @@ def _summary_table(patients: pl.DataFrame) -> Group:
 
 @app.command()
 def validate(config: Annotated[Path, typer.Argument(help="YAML config file.")]) -> None:
-    """Check CONFIG and print the resolved model with its analytic expectations."""
+    """Check CONFIG (every sweep point too) and print the resolved model with its analytic
+    expectations."""
     try:
-        model = compile_model(load_config(config))
+        loaded = load_config(config)
+        model = compile_model(loaded)
+        points = expand_sweep(loaded)
     except ClonesimError as error:
         _fail(str(error))
-    Console().print(describe_model(model))
+    out = Console()
+    out.print(describe_model(model))
+    if loaded.sweep is not None:
+        out.print(_sweep_table(points))
+
+
+#: Sweep points listed by ``validate`` (the rest are counted).
+MAX_POINTS_SHOWN = 20
+
+
+def _sweep_table(points: list[SweepPoint]) -> Table:
+    paths = list(dict.fromkeys(path for p in points for path in p.overrides))
+    table = Table(title=f"Sweep: {len(points)} points, all valid (replicate streams keyed by point)")
+    table.add_column("point", no_wrap=True)
+    for path in paths:
+        table.add_column(Text(path), justify="right")
+    for p in points[:MAX_POINTS_SHOWN]:
+        table.add_row(Text(p.id), *[Text(f"{p.value(path)!r}" if not isinstance(p.value(path), float)
+                                         else f"{p.value(path):.4g}") for path in paths])
+    if len(points) > MAX_POINTS_SHOWN:
+        table.add_row(Text(f"... {len(points) - MAX_POINTS_SHOWN} more"), *[""] * len(paths))
+    return table
 
 
 def main() -> None:

@@ -252,6 +252,41 @@ class EngineConfig(Strict):
     block_replicates: Annotated[Whole, Field(ge=1, le=1_000_000)] = 1024
 
 
+class RangeConfig(Strict):
+    """A range sampled by the Latin hypercube: uniform on [low, high], or log-uniform."""
+
+    low: Finite
+    high: Finite
+    scale: Literal["linear", "log"] = "linear"
+
+
+def _range_entry(value: Any) -> Any:
+    # [low, high] is shorthand for {low, high} on a linear scale.
+    if isinstance(value, list) and len(value) == 2:
+        return {"low": value[0], "high": value[1]}
+    return value
+
+
+class LatinHypercubeConfig(Strict):
+    samples: Annotated[Whole, Field(ge=1, le=1_000_000)]
+    seed: Annotated[Whole, Field(ge=0, lt=2**63)] = 0
+    ranges: Annotated[dict[str, Annotated[RangeConfig, BeforeValidator(_range_entry)]],
+                      Field(min_length=1)]
+
+
+class SweepConfig(Strict):
+    """Parameter points: an explicit list, a full grid and/or a Latin hypercube.
+
+    Keys are dotted paths of config values (``tumor.initial_fractions.MET_amp``,
+    ``schedules.pulsed.phases.0.drugs.0.dose``). The points are the list's, then
+    the grid's (in row-major order of its keys), then the hypercube's samples.
+    """
+
+    points: list[dict[str, Any]] = Field(default_factory=list)
+    grid: dict[str, Annotated[list[Any], Field(min_length=1)]] = Field(default_factory=dict)
+    latin_hypercube: LatinHypercubeConfig | None = None
+
+
 class Config(Strict):
     name: Annotated[str, Field(min_length=1)]
     seed: Annotated[Whole, Field(ge=0, lt=2**63)] | None = None
@@ -270,6 +305,8 @@ class Config(Strict):
     )
     events: EventsConfig = Field(default_factory=EventsConfig)
     engine: EngineConfig = Field(default_factory=EngineConfig)
+    # Parameter points to run (clonesim.batch.sweep); none = one point, the config itself.
+    sweep: SweepConfig | None = None
 
     @property
     def founder_phenotype(self) -> str:

@@ -1,0 +1,1 @@
+"""Batch runs: parameter sweeps (and, next, shards and backends)."""
