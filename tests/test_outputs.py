@@ -590,3 +590,62 @@ def test_simulate_with_progress_bar_keeps_callbacks_and_results(capsys):
     assert seen == [2, 2, 1]
     assert shown.patients.equals(quiet.patients)
     assert "5/5 replicates" in capsys.readouterr().out
+
+
+# --------------------------------------------------------------------------- trajectories on disk
+
+SHIPPED = Path(__file__).parent.parent / "configs"
+
+
+def genotype_code(label: str, alterations: list[str]) -> int:
+    """The engine's genotype code: bit i set when the i-th alteration (config order) is present."""
+    if label == "founder":
+        return 0
+    return sum(1 << alterations.index(name) for name in label.split("+"))
+
+
+def assert_trajectory_order(frame: pl.DataFrame, alterations: list[str],
+                            keys: tuple[str, ...] = ("replicate",)) -> None:
+    """Sorted by ``keys``, genotype code, phenotype (config order), day; no key repeats."""
+    codes = {label: genotype_code(label, alterations) for label in as_text(frame["genotype"].unique())}
+    ranked = frame.with_columns(
+        _genotype=pl.col("genotype").cast(pl.String).replace_strict(codes, return_dtype=pl.Int64),
+        _phenotype=pl.col("phenotype").to_physical(),
+        _schedule=pl.col("schedule").to_physical(),
+    )
+    order = [*keys, "_genotype", "_phenotype", "day"]
+    assert ranked.equals(ranked.sort(order, maintain_order=True))
+    assert not ranked.select(order).is_duplicated().any()
+
+
+def test_trajectories_are_sorted_by_replicate_genotype_phenotype_day(tmp_path):
+    config = two_phenotype_config(engine={"block_replicates": 4},
+                                  time={"horizon_days": 20, "record_every_days": 2})
+    alterations = list(config["alterations"])
+    out = clonesim.run_to_directory(config, tmp_path / "run", replicates=10, seed=5)
+    parts = sorted((out / "trajectories").rglob("*.parquet"))
+    assert len(parts) == 3
+    for path in parts:
+        assert_trajectory_order(pl.read_parquet(path), alterations)
+    in_memory = clonesim.simulate(config, replicates=10, seed=5).trajectories
+    assert in_memory["genotype"].n_unique() > 1 and in_memory["phenotype"].n_unique() > 1
+    assert_trajectory_order(in_memory, alterations, ("replicate", "_schedule"))
+    assert clonesim.read_table(out, "trajectories").equals(in_memory)
+
+
+@pytest.mark.parametrize(("config", "replicates"),
+                         [("egfr_nsclc.yaml", 20), ("untreated_growth.yaml", 50)])
+def test_trajectories_take_at_most_3_bytes_per_row(tmp_path, config, replicates):
+    out = clonesim.run_to_directory(SHIPPED / config, tmp_path / "run", replicates=replicates,
+                                    seed=11)
+    files = list((out / "trajectories").rglob("*.parquet"))
+    rows = sum(pq.ParquetFile(path).metadata.num_rows for path in files)
+    assert rows > 30_000  # enough rows for the footers not to dominate
+    assert sum(path.stat().st_size for path in files) / rows <= 3.0
+    schema = clonesim.read_table(out, "trajectories").schema
+    expected = {"schedule": pl.Enum, "replicate": pl.Int64, "day": pl.Float64,
+                "genotype": pl.Categorical, "phenotype": pl.Enum, "cells": pl.Int64}
+    assert {name: dtype.base_type() for name, dtype in schema.items()} == expected
+    alterations = list(read_run_info(out)["config"].get("alterations") or {})
+    for path in files:
+        assert_trajectory_order(pl.read_parquet(path), alterations)
