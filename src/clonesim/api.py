@@ -50,13 +50,19 @@ class SimulationResult:
         return out
 
 
-def _write_partitioned(run_dir: Path, table: str, frame: pl.DataFrame, part: int,
-                       provenance: Mapping[str, Any]) -> None:
-    """One Parquet file per schedule, including empty ones (every schedule has every table)."""
-    schedules = frame.schema["schedule"].categories.to_list()
-    for schedule in schedules:
+def _write_partitioned(run_dir: Path, table: str, frame: pl.DataFrame, part: int | str,
+                       provenance: Mapping[str, Any]) -> list[tuple[Path, int]]:
+    """One Parquet file per schedule, including empty ones (every schedule has every table).
+
+    Returns each file written with its number of rows.
+    """
+    written = []
+    for schedule in frame.schema["schedule"].categories.to_list():
         piece = frame.filter(pl.col("schedule") == schedule)
-        rundir.write_parquet(piece, rundir.part_path(run_dir, table, schedule, part), provenance)
+        path = rundir.part_path(run_dir, table, schedule, part)
+        rundir.write_parquet(piece, path, provenance)
+        written.append((path, piece.height))
+    return written
 
 
 @dataclass

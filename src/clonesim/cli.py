@@ -20,6 +20,7 @@ from rich.text import Text
 
 from clonesim import api
 from clonesim.analysis.summary import schedule_summary
+from clonesim.batch.shards import run_sweep
 from clonesim.batch.sweep import SweepPoint, expand_sweep
 from clonesim.config import load_config
 from clonesim.config.errors import ClonesimError
@@ -160,6 +161,51 @@ def _summary_table(patients: pl.DataFrame) -> Group:
         )
         cost.add_row(Text(str(row["schedule"])), *[f"{row[d]:.0f}" for d in drugs])
     return Group(outcome, cost) if drugs else Group(outcome)
+
+
+@app.command()
+def sweep(
+    config: Annotated[Path, typer.Argument(help="YAML config file (with or without a sweep section).")],
+    out: Annotated[Path, typer.Option(help="Sweep directory (re-run to resume).")],
+    replicates: Annotated[int | None, typer.Option(help="Replicates per point (default: config).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Run seed (default: config, else fresh).")] = None,
+    threads: Annotated[int | None, typer.Option(help="Numba threads (default: all cores).")] = None,
+    shard_index: Annotated[int | None, typer.Option(help="Run only shards i, i+N, ... (0-based).")] = None,
+    num_shards: Annotated[int | None, typer.Option(help="N, the number of shard groups.")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace a different sweep in OUT.")] = False,
+    quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+) -> None:
+    """Run CONFIG's sweep shard by shard into OUT; re-running resumes (only missing or
+    corrupt shards run), and --shard-index/--num-shards split it across jobs."""
+    try:
+        progress = replicate_progress(console, disable=quiet, unit="shards")
+        task = progress.add_task(label(config.stem), total=None)
+
+        def start(count: int) -> None:
+            progress.update(task, total=count)
+            if not quiet and count:
+                with console.status("compiling the engine (cached after the first run)"):
+                    runner.compile_kernels()
+            progress.start()
+
+        try:
+            report = run_sweep(config, out, replicates=replicates, seed=seed, threads=threads,
+                               overwrite=overwrite, shard_index=shard_index, num_shards=num_shards,
+                               on_start=start, on_shard=lambda _shard: progress.advance(task, 1))
+        finally:
+            progress.stop()
+    except ClonesimError as error:
+        _fail(str(error))
+    except KeyboardInterrupt:
+        console.print("interrupted: finished shards are kept; run the same command to resume")
+        raise typer.Exit(130) from None
+    state = "complete" if report.complete else "incomplete (other shards still to run)"
+    console.print(
+        f"{escape(str(report.out))}: {report.ran} shards run, {report.skipped} already complete"
+        f"{f', {report.redone} redone' if report.redone else ''}; sweep of {report.shards} shards "
+        f"{state} ({report.seconds:.1f} s)",
+        highlight=False, soft_wrap=True,
+    )
 
 
 @app.command()

@@ -14,11 +14,12 @@ from rich.progress import (
 )
 
 
-def replicate_progress(console: Console | None = None, disable: bool = False) -> Progress:
-    """A bar counting replicates, with elapsed time and ETA."""
+def replicate_progress(console: Console | None = None, disable: bool = False,
+                       unit: str = "replicates") -> Progress:
+    """A bar counting replicates (or another ``unit``), with elapsed time and ETA."""
     return Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("replicates"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+        TextColumn(unit), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
         console=console, disable=disable,
     )
 

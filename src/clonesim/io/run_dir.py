@@ -104,8 +104,10 @@ def write_parquet(frame: pl.DataFrame, path: Path, provenance: Mapping[str, Any]
         raise
 
 
-def part_path(run_dir: Path, table: str, schedule: str, part: int) -> Path:
-    return run_dir / table / f"schedule={schedule}" / f"part-{part:05d}.parquet"
+def part_path(run_dir: Path, table: str, schedule: str, part: int | str) -> Path:
+    """``TABLE/schedule=NAME/part-PART.parquet``; an integer part is zero-padded to 5 digits."""
+    name = f"{part:05d}" if isinstance(part, int) else part
+    return run_dir / table / f"schedule={schedule}" / f"part-{name}.parquet"
 
 
 def check_run_target(run_dir: Path, overwrite: bool) -> None:

@@ -1,0 +1,215 @@
+"""Sharded, resumable sweeps (DESIGN §6): cut a sweep into shards, run any subset, resume.
+
+A shard is one parameter point x one block of replicates x every schedule: a
+pure function of (config, shard id), since replicate k of a point draws only
+from streams keyed by (point stream, k). Each shard writes its own Parquet
+files (``TABLE/schedule=NAME/part-SHARD.parquet``, each atomically) and then a
+manifest entry (``manifest/SHARD.json``: every file with its size, rows and
+SHA-256). A shard is complete when its entry exists and every file matches
+it; anything else (a killed shard, a truncated or altered file) is removed and
+redone. ``sweep.json`` (written first) records what the directory holds: a
+re-run with another config, seed or replicate count is refused. ``run.json``
+is written once every shard is complete, so a directory is a complete run
+exactly when it has ``run.json`` — the same rule as ``clonesim run``'s.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from clonesim import api
+from clonesim.config.errors import ClonesimError
+from clonesim.engine import runner
+from clonesim.io import run_dir as rundir
+
+SWEEP_JSON = "sweep.json"
+MANIFEST = "manifest"
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Replicates ``first .. stop - 1`` of sweep point ``point`` (an index), every schedule."""
+
+    index: int
+    point: int
+    point_id: str
+    first: int
+    stop: int
+
+    @property
+    def id(self) -> str:
+        """Stable name: the point's id and the first replicate (also the files' part name)."""
+        return f"{self.point_id}-{self.first:09d}"
+
+
+def plan_shards(point_ids: list[str], replicates: int, block_replicates: int) -> list[Shard]:
+    """Every shard of a sweep, point by point, in blocks of ``block_replicates`` replicates."""
+    shards = []
+    for p, identifier in enumerate(point_ids):
+        for first in range(0, replicates, block_replicates):
+            shards.append(Shard(len(shards), p, identifier, first, min(first + block_replicates,
+                                                                      replicates)))
+    return shards
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        for chunk in iter(lambda: file.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _manifest_path(out: Path, shard: Shard) -> Path:
+    return out / MANIFEST / f"{shard.id}.json"
+
+
+def _shard_files(out: Path, shard: Shard) -> list[Path]:
+    return sorted(out.glob(f"*/schedule=*/part-{shard.id}.parquet"))
+
+
+def shard_is_complete(out: Path, shard: Shard) -> bool:
+    """The shard's manifest entry exists and every file it lists has its size, rows and hash."""
+    entry = _manifest_path(out, shard)
+    if not entry.exists():
+        return False
+    try:
+        files = json.loads(entry.read_text())["files"]
+        for relative, expected in files.items():
+            path = out / relative
+            if not path.exists() or path.stat().st_size != expected["bytes"]:
+                return False
+            if pq.ParquetFile(path).metadata.num_rows != expected["rows"]:
+                return False
+            if _sha256(path) != expected["sha256"]:
+                return False
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return True
+
+
+def _discard(out: Path, shard: Shard) -> None:
+    _manifest_path(out, shard).unlink(missing_ok=True)
+    for path in _shard_files(out, shard):
+        path.unlink()
+
+
+def _fingerprint(info: dict[str, Any]) -> dict[str, Any]:
+    """What must match for a directory's shards to belong to the same sweep."""
+    return {key: info[key] for key in ("clonesim_version", "config", "seed", "replicates", "points")}
+
+
+@dataclass
+class SweepReport:
+    """What one ``run_sweep`` call did."""
+
+    out: Path
+    shards: int  # in the whole sweep
+    ran: int  # by this call
+    skipped: int  # already complete
+    redone: int  # found incomplete or corrupt and run again
+    complete: bool  # every shard of the sweep is complete (run.json written)
+    seconds: float
+
+
+def run_sweep(config_or_path: api.ConfigLike, out: str | Path, replicates: int | None = None,
+              seed: int | None = None, threads: int | None = None, overwrite: bool = False,
+              shard_index: int | None = None, num_shards: int | None = None,
+              on_shard: Callable[[Shard], None] | None = None,
+              on_start: Callable[[int], None] | None = None) -> SweepReport:
+    """Run the missing shards of a sweep (all, or those with index % num_shards == shard_index).
+
+    Re-running into the same directory resumes: complete shards are skipped,
+    incomplete or corrupt ones redone. ``on_start`` gets the number of shards
+    this call will run; ``on_shard`` is called after each.
+    """
+    if (shard_index is None) != (num_shards is None):
+        raise ClonesimError("--shard-index and --num-shards go together")
+    if num_shards is not None and not (num_shards >= 1 and 0 <= shard_index < num_shards):
+        raise ClonesimError(f"--shard-index: {shard_index} is outside 0..{num_shards - 1}")
+    out = Path(out)
+    config, points, num_replicates, run_seed = api._resolve(config_or_path, replicates, seed)
+    recorded = _open_directory(out, overwrite, seed)
+    if recorded is not None and seed is None and config.seed is None:
+        run_seed = recorded["seed"]  # resuming a sweep that drew its own seed
+    runner.set_threads(api._threads_or_all(threads))
+    info = api._run_info(config, points, run_seed, num_replicates)
+    fingerprint = _fingerprint(info)
+    if recorded is not None and recorded != fingerprint:
+        raise ClonesimError(
+            f"--out: {out} holds a different sweep (config, seed, replicates or version); "
+            "choose another directory or pass --overwrite"
+        )
+    if recorded is None:
+        rundir.atomic_write_bytes(out / SWEEP_JSON, (json.dumps(fingerprint, indent=2) + "\n").encode())
+    for stray in out.rglob(".*.tmp"):  # temporaries of a killed run: never complete files
+        stray.unlink(missing_ok=True)
+
+    model = points[0].model
+    block = max(1, model.block_replicates // len(model.schedule_names))
+    shards = plan_shards([p.id for p in points], num_replicates, block)
+    mine = [s for s in shards if num_shards is None or s.index % num_shards == shard_index]
+    todo, skipped, redone = [], 0, 0
+    for shard in mine:
+        if shard_is_complete(out, shard):
+            skipped += 1
+            continue
+        if _manifest_path(out, shard).exists() or _shard_files(out, shard):
+            redone += 1
+        _discard(out, shard)
+        todo.append(shard)
+    if on_start is not None:
+        on_start(len(todo))
+    provenance = api._provenance_for_parquet(info)
+    started = time.perf_counter()
+    work = 0
+    for shard in todo:
+        point = points[shard.point]
+        result = runner.run_block(point.model, run_seed, range(shard.first, shard.stop),
+                                  point=point.stream)
+        work += int(result.compartment_steps.sum())
+        files = {}
+        for name, frame in api._point_tables(point, result, run_seed).items():
+            for path, rows in api._write_partitioned(out, name, frame, shard.id, provenance):
+                files[path.relative_to(out).as_posix()] = {
+                    "bytes": path.stat().st_size, "rows": rows, "sha256": _sha256(path)}
+        entry = {"shard": shard.id, "point": shard.point_id, "replicates": [shard.first, shard.stop],
+                 "files": files}
+        rundir.atomic_write_bytes(_manifest_path(out, shard), (json.dumps(entry) + "\n").encode())
+        if on_shard is not None:
+            on_shard(shard)
+    seconds = time.perf_counter() - started
+    complete = all(_manifest_path(out, s).exists() for s in shards)
+    if complete and (todo or not (out / rundir.RUN_JSON).exists()):
+        info["timings"] = api._timings("simulate_and_write_seconds", started, work)
+        info["shards"] = len(shards)
+        rundir.write_run_json(out, info)
+    return SweepReport(out, len(shards), len(todo), skipped, redone, complete, seconds)
+
+
+def _open_directory(out: Path, overwrite: bool, seed: int | None) -> dict[str, Any] | None:
+    """The fingerprint a directory already holds (None for a new one); clears it on overwrite."""
+    if out.exists() and not out.is_dir():
+        raise ClonesimError(f"--out: {out} exists and is not a directory")
+    if out.exists() and any(out.iterdir()):
+        marker = out / SWEEP_JSON
+        if not marker.exists():
+            raise ClonesimError(
+                f"--out: {out} holds files but no {SWEEP_JSON}; it is not a sweep directory"
+            )
+        if overwrite:
+            shutil.rmtree(out)
+        else:
+            return json.loads(marker.read_text())
+    out.mkdir(parents=True, exist_ok=True)
+    return None
+

@@ -1,0 +1,158 @@
+"""Sharded, resumable sweeps: any cut gives the same tables; a killed sweep resumes exactly."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import polars as pl
+import pytest
+import yaml
+
+import clonesim
+from clonesim.batch.shards import MANIFEST, SWEEP_JSON, plan_shards, run_sweep
+from clonesim.config import ClonesimError
+
+CONFIG = {
+    "name": "shards-test",
+    "seed": 17,
+    "time": {"horizon_days": 30, "record_every_days": 5},
+    "tumor": {"initial_cells": 500, "initial_fractions": {"R": 0.01}},
+    "phenotypes": {"s": {"birth_rate_per_day": 0.3, "death_rate_per_day": 0.2,
+                         "drug_kill_rate_per_day": 0.3}},
+    "alterations": {"R": {"mutation_rate_per_division": 1e-3, "adds_pathway": "bypass"}},
+    "pathways": ["driver", "bypass"],
+    "drugs": {"tki": {"targets": {"driver": {"ic50": 0.01}}}},
+    "schedules": {"tki": [{"drugs": ["tki"]}],
+                  "holiday": [{"drugs": ["tki"], "until": {"day": 10}}, {"drugs": []}]},
+    "engine": {"block_replicates": 8},  # 4 replicates x 2 schedules per shard
+    "sweep": {"grid": {"phenotypes.s.death_rate_per_day": [0.15, 0.25]}},
+}
+REPLICATES = 10
+KEYS = ("point", "schedule", "replicate", "mechanism", "day", "genotype", "phenotype")
+
+
+def canonical(frame: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
+    """Labels as text, columns in one order, rows sorted: for content comparison."""
+    frame = frame.select(columns).with_columns(pl.col(pl.Enum, pl.Categorical).cast(pl.String))
+    keys = [c for c in KEYS if c in columns]
+    return frame.sort(keys + [c for c in columns if c not in keys])
+
+
+def read(out: Path, table: str) -> pl.DataFrame:
+    return pl.read_parquet(out / table / "**" / "*.parquet", hive_partitioning=True)
+
+
+def assert_same_tables(out: Path, reference) -> None:
+    for table in ("patients", "emergence", "trajectories", "phase_changes"):
+        expected = getattr(reference, table)
+        got = read(out, table)
+        assert got.height == expected.height, table
+        assert canonical(got, expected.columns).equals(canonical(expected, expected.columns)), table
+
+
+@pytest.fixture(scope="module")
+def in_memory():
+    return clonesim.simulate(CONFIG, replicates=REPLICATES, threads=1)
+
+
+def test_plan_covers_every_replicate_of_every_point_once():
+    shards = plan_shards(["a", "b"], 10, 4)
+    assert [(s.point_id, s.first, s.stop) for s in shards] == [
+        ("a", 0, 4), ("a", 4, 8), ("a", 8, 10), ("b", 0, 4), ("b", 4, 8), ("b", 8, 10)]
+    assert [s.index for s in shards] == list(range(6))
+    assert len({s.id for s in shards}) == 6
+
+
+@pytest.mark.parametrize("num_shards", [1, 2, 3])
+def test_any_cut_gives_the_tables_of_one_in_memory_run(tmp_path, in_memory, num_shards):
+    out = tmp_path / "sweep"
+    reports = [run_sweep(CONFIG, out, replicates=REPLICATES, threads=1,
+                         shard_index=i, num_shards=num_shards) for i in range(num_shards)]
+    assert [r.complete for r in reports] == [False] * (num_shards - 1) + [True]
+    assert sum(r.ran for r in reports) == reports[0].shards == 6
+    assert (out / "run.json").exists()
+    assert_same_tables(out, in_memory)
+    again = run_sweep(CONFIG, out, replicates=REPLICATES, threads=1)
+    assert (again.ran, again.skipped) == (0, 6)
+
+
+def test_run_json_only_when_every_shard_is_complete(tmp_path):
+    out = tmp_path / "sweep"
+    run_sweep(CONFIG, out, replicates=REPLICATES, threads=1, shard_index=0, num_shards=2)
+    assert (out / SWEEP_JSON).exists() and not (out / "run.json").exists()
+    with pytest.raises(ClonesimError, match="the run is missing or incomplete"):
+        clonesim.api.read_run_info(out)
+
+
+def test_a_corrupt_or_missing_shard_file_is_detected_and_redone(tmp_path, in_memory):
+    out = tmp_path / "sweep"
+    run_sweep(CONFIG, out, replicates=REPLICATES, threads=1)
+    files = sorted(out.glob("trajectories/schedule=tki/part-*.parquet"))
+    data = bytearray(files[1].read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one flipped byte, size unchanged
+    files[1].write_bytes(bytes(data))
+    sorted(out.glob("patients/schedule=holiday/part-*.parquet"))[-1].unlink()
+    report = run_sweep(CONFIG, out, replicates=REPLICATES, threads=1)
+    assert (report.ran, report.redone, report.skipped) == (2, 2, 4)
+    assert_same_tables(out, in_memory)
+
+
+def test_a_different_sweep_in_the_directory_is_refused(tmp_path):
+    out = tmp_path / "sweep"
+    run_sweep(CONFIG, out, replicates=REPLICATES, threads=1, shard_index=0, num_shards=3)
+    for change in ({"replicates": REPLICATES + 1}, {"seed": 18}):
+        with pytest.raises(ClonesimError, match="holds a different sweep"):
+            run_sweep(CONFIG, out, **{"replicates": REPLICATES, "threads": 1, **change})
+    other = {**CONFIG, "time": {"horizon_days": 31, "record_every_days": 5}}
+    with pytest.raises(ClonesimError, match="holds a different sweep"):
+        run_sweep(other, out, replicates=REPLICATES, threads=1)
+    report = run_sweep(other, out, replicates=REPLICATES, threads=1, overwrite=True)
+    assert report.complete and report.ran == 6
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "a.txt").write_text("mine")
+    with pytest.raises(ClonesimError, match="not a sweep directory"):
+        run_sweep(CONFIG, tmp_path / "notes", replicates=REPLICATES, overwrite=True)
+    assert (tmp_path / "notes" / "a.txt").read_text() == "mine"
+
+
+def test_shard_options_are_checked(tmp_path):
+    with pytest.raises(ClonesimError, match="go together"):
+        run_sweep(CONFIG, tmp_path / "a", replicates=2, shard_index=0)
+    with pytest.raises(ClonesimError, match="outside 0..1"):
+        run_sweep(CONFIG, tmp_path / "b", replicates=2, shard_index=2, num_shards=2)
+
+
+def test_a_killed_sweep_resumes_to_the_uninterrupted_result(tmp_path, in_memory):
+    """SIGKILL a real `clonesim sweep` process mid-way, re-run it, compare."""
+    config = dict(CONFIG, engine={"block_replicates": 2})  # 1 replicate per shard: 20 shards
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    out = tmp_path / "sweep"
+    command = [sys.executable, "-m", "clonesim.cli", "sweep", str(path), "--out", str(out),
+               "--replicates", str(REPLICATES), "--threads", "1", "--quiet"]
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        done = list((out / MANIFEST).glob("*.json")) if (out / MANIFEST).exists() else []
+        if len(done) >= 3:
+            process.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.01)
+    process.wait(timeout=60)
+    assert process.returncode == -signal.SIGKILL, "the sweep finished before it could be killed"
+    finished = len(list((out / MANIFEST).glob("*.json")))
+    assert 3 <= finished < 20 and not (out / "run.json").exists()
+    resumed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"{finished} already complete" in resumed.stdout + resumed.stderr
+    reference = clonesim.simulate(config, replicates=REPLICATES, threads=1)
+    assert_same_tables(out, reference)
+    assert not list(out.rglob("*.tmp"))
+    assert json.loads((out / "run.json").read_text())["shards"] == 20
