@@ -20,7 +20,8 @@ from rich.text import Text
 
 from clonesim import api
 from clonesim.analysis.summary import schedule_summary
-from clonesim.batch.shards import run_sweep
+from clonesim.batch.shards import run_sweep, sweep_status
+from clonesim.batch.slurm import SlurmSettings, prepare_slurm_array
 from clonesim.batch.sweep import SweepPoint, expand_sweep
 from clonesim.config import load_config
 from clonesim.config.errors import ClonesimError
@@ -206,6 +207,56 @@ def sweep(
         f"{state} ({report.seconds:.1f} s)",
         highlight=False, soft_wrap=True,
     )
+
+
+@app.command("slurm-script")
+def slurm_script(
+    config: Annotated[Path, typer.Argument(help="YAML config file (with or without a sweep section).")],
+    out: Annotated[Path, typer.Option(help="Sweep directory (on a filesystem the nodes share).")],
+    num_shards: Annotated[int, typer.Option(help="Array tasks; task i runs shards i, i+N, ...")],
+    script: Annotated[Path | None, typer.Option(help="Script path (default OUT/slurm/sweep.sbatch).")] = None,
+    replicates: Annotated[int | None, typer.Option(help="Replicates per point (default: config).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Run seed (default: config, else fresh).")] = None,
+    cpus_per_task: Annotated[int, typer.Option(help="Cores per task (numba threads).")] = 1,
+    mem: Annotated[str | None, typer.Option(help="Memory per task, e.g. 4G.")] = "4G",
+    time_limit: Annotated[str | None, typer.Option("--time", help="Wall time per task.")] = "04:00:00",
+    partition: Annotated[str | None, typer.Option(help="Slurm partition.")] = None,
+    account: Annotated[str | None, typer.Option(help="Slurm account.")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace a different sweep in OUT.")] = False,
+) -> None:
+    """Write an sbatch job-array script for CONFIG's sweep (submit it with sbatch); check the
+    result with `clonesim status OUT`."""
+    settings = SlurmSettings(num_shards=num_shards, cpus_per_task=cpus_per_task, memory=mem,
+                             time=time_limit, partition=partition, account=account)
+    try:
+        path = prepare_slurm_array(config, out, settings, script=script, replicates=replicates,
+                                   seed=seed, overwrite=overwrite)
+    except ClonesimError as error:
+        _fail(str(error))
+    console.print(f"wrote {escape(str(path))}; submit it with: sbatch {escape(str(path))}",
+                  highlight=False, soft_wrap=True)
+
+
+@app.command()
+def status(out: Annotated[Path, typer.Argument(help="Sweep directory.")]) -> None:
+    """Check every shard of the sweep in OUT against its manifest; exit 1 unless complete."""
+    try:
+        state = sweep_status(out)
+    except ClonesimError as error:
+        _fail(str(error))
+    console.print(
+        f"{escape(str(state.out))}: {state.complete}/{state.shards} shards complete, "
+        f"{len(state.missing)} missing, {len(state.corrupt)} corrupt; "
+        f"{'run.json present' if state.has_run_json else 'no run.json yet'}",
+        highlight=False, soft_wrap=True,
+    )
+    for kind, ids in (("missing", state.missing), ("corrupt", state.corrupt)):
+        if ids:
+            shown = ", ".join(ids[:10]) + (f", ... ({len(ids) - 10} more)" if len(ids) > 10 else "")
+            console.print(f"{kind}: {shown}", highlight=False, soft_wrap=True)
+    if not state.done:
+        console.print("re-run the same `clonesim sweep` command (or the array job) to finish it")
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -98,13 +98,22 @@ def shard_is_complete(out: Path, shard: Shard) -> bool:
 
 
 def _discard(out: Path, shard: Shard) -> None:
+    """Remove a shard's manifest entry, files and the temporaries a killed writer left.
+
+    Only this shard's: other jobs may be writing other shards into the same directory.
+    """
     _manifest_path(out, shard).unlink(missing_ok=True)
     for path in _shard_files(out, shard):
         path.unlink()
+    for stray in out.glob(f"*/schedule=*/.part-{shard.id}.parquet.*.tmp"):
+        stray.unlink(missing_ok=True)
+    for stray in (out / MANIFEST).glob(f".{shard.id}.json.*.tmp"):
+        stray.unlink(missing_ok=True)
 
 
 def _fingerprint(info: dict[str, Any]) -> dict[str, Any]:
-    """What must match for a directory's shards to belong to the same sweep."""
+    """What must match for a directory's shards to belong to the same sweep (with the
+    replicates per shard, added by run_sweep)."""
     return {key: info[key] for key in ("clonesim_version", "config", "seed", "replicates", "points")}
 
 
@@ -119,6 +128,41 @@ class SweepReport:
     redone: int  # found incomplete or corrupt and run again
     complete: bool  # every shard of the sweep is complete (run.json written)
     seconds: float
+
+
+@dataclass
+class OpenSweep:
+    """A sweep directory made ready: its points, seed, run info and shards."""
+
+    out: Path
+    points: list
+    seed: int
+    info: dict[str, Any]
+    shards: list[Shard]
+
+
+def open_sweep(config_or_path: api.ConfigLike, out: str | Path, replicates: int | None = None,
+               seed: int | None = None, overwrite: bool = False) -> OpenSweep:
+    """Validate the sweep, then create ``out`` with its ``sweep.json``, or check that the
+    directory holds this very sweep (same config, seed, replicates, version)."""
+    out = Path(out)
+    config, points, num_replicates, run_seed = api._resolve(config_or_path, replicates, seed)
+    recorded = _open_directory(out, overwrite, seed)
+    if recorded is not None and seed is None and config.seed is None:
+        run_seed = recorded["seed"]  # resuming a sweep that drew its own seed
+    info = api._run_info(config, points, run_seed, num_replicates)
+    model = points[0].model
+    block = max(1, model.block_replicates // len(model.schedule_names))
+    fingerprint = {**_fingerprint(info), "shard_replicates": block}
+    if recorded is not None and recorded != fingerprint:
+        raise ClonesimError(
+            f"--out: {out} holds a different sweep (config, seed, replicates or version); "
+            "choose another directory or pass --overwrite"
+        )
+    if recorded is None:
+        rundir.atomic_write_bytes(out / SWEEP_JSON, (json.dumps(fingerprint, indent=2) + "\n").encode())
+    shards = plan_shards([p.id for p in points], num_replicates, block)
+    return OpenSweep(out, points, run_seed, info, shards)
 
 
 def run_sweep(config_or_path: api.ConfigLike, out: str | Path, replicates: int | None = None,
@@ -136,27 +180,10 @@ def run_sweep(config_or_path: api.ConfigLike, out: str | Path, replicates: int |
         raise ClonesimError("--shard-index and --num-shards go together")
     if num_shards is not None and not (num_shards >= 1 and 0 <= shard_index < num_shards):
         raise ClonesimError(f"--shard-index: {shard_index} is outside 0..{num_shards - 1}")
-    out = Path(out)
-    config, points, num_replicates, run_seed = api._resolve(config_or_path, replicates, seed)
-    recorded = _open_directory(out, overwrite, seed)
-    if recorded is not None and seed is None and config.seed is None:
-        run_seed = recorded["seed"]  # resuming a sweep that drew its own seed
+    opened = open_sweep(config_or_path, out, replicates, seed, overwrite)
+    out, points, run_seed, info, shards = (opened.out, opened.points, opened.seed, opened.info,
+                                           opened.shards)
     runner.set_threads(api._threads_or_all(threads))
-    info = api._run_info(config, points, run_seed, num_replicates)
-    fingerprint = _fingerprint(info)
-    if recorded is not None and recorded != fingerprint:
-        raise ClonesimError(
-            f"--out: {out} holds a different sweep (config, seed, replicates or version); "
-            "choose another directory or pass --overwrite"
-        )
-    if recorded is None:
-        rundir.atomic_write_bytes(out / SWEEP_JSON, (json.dumps(fingerprint, indent=2) + "\n").encode())
-    for stray in out.rglob(".*.tmp"):  # temporaries of a killed run: never complete files
-        stray.unlink(missing_ok=True)
-
-    model = points[0].model
-    block = max(1, model.block_replicates // len(model.schedule_names))
-    shards = plan_shards([p.id for p in points], num_replicates, block)
     mine = [s for s in shards if num_shards is None or s.index % num_shards == shard_index]
     todo, skipped, redone = [], 0, 0
     for shard in mine:
@@ -213,3 +240,39 @@ def _open_directory(out: Path, overwrite: bool, seed: int | None) -> dict[str, A
     out.mkdir(parents=True, exist_ok=True)
     return None
 
+
+
+@dataclass
+class SweepStatus:
+    """The state of a sweep directory, every shard checked against its manifest entry."""
+
+    out: Path
+    shards: int
+    complete: int
+    missing: list[str]  # ids of shards not run (or not finished)
+    corrupt: list[str]  # ids of shards whose files do not match their manifest entry
+    has_run_json: bool
+
+    @property
+    def done(self) -> bool:
+        return self.complete == self.shards and self.has_run_json
+
+
+def sweep_status(out: str | Path) -> SweepStatus:
+    """Check every shard of the sweep in ``out`` (sizes, rows and SHA-256 of its files)."""
+    out = Path(out)
+    marker = out / SWEEP_JSON
+    if not marker.exists():
+        raise ClonesimError(f"{out}: no {SWEEP_JSON}; not a sweep directory")
+    recorded = json.loads(marker.read_text())
+    points = [p["point"] for p in recorded["points"]]
+    shards = plan_shards(points, int(recorded["replicates"]), int(recorded["shard_replicates"]))
+    missing, corrupt, complete = [], [], 0
+    for shard in shards:
+        if shard_is_complete(out, shard):
+            complete += 1
+        elif _manifest_path(out, shard).exists():
+            corrupt.append(shard.id)
+        else:
+            missing.append(shard.id)
+    return SweepStatus(out, len(shards), complete, missing, corrupt, (out / rundir.RUN_JSON).exists())
