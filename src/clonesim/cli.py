@@ -20,6 +20,7 @@ from rich.text import Text
 
 from clonesim import api
 from clonesim.analysis.summary import schedule_summary
+from clonesim.batch.dask_backend import DaskSettings, dask_executor, open_client
 from clonesim.batch.shards import run_sweep, sweep_status
 from clonesim.batch.slurm import SlurmSettings, prepare_slurm_array
 from clonesim.batch.sweep import SweepPoint, expand_sweep
@@ -175,9 +176,27 @@ def sweep(
     num_shards: Annotated[int | None, typer.Option(help="N, the number of shard groups.")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace a different sweep in OUT.")] = False,
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+    backend: Annotated[str, typer.Option(help="in-process (numba threads) or dask.")] = "in-process",
+    scheduler: Annotated[str | None, typer.Option(help="dask: a running scheduler's address.")] = None,
+    workers: Annotated[int | None, typer.Option(help="dask: LocalCluster workers, or jobqueue jobs.")] = None,
+    jobqueue: Annotated[str | None, typer.Option(help="dask: slurm, pbs, sge or lsf.")] = None,
+    queue: Annotated[str | None, typer.Option(help="dask-jobqueue: queue/partition.")] = None,
+    cores: Annotated[int | None, typer.Option(help="dask-jobqueue: cores per job.")] = None,
+    memory: Annotated[str | None, typer.Option(help="dask-jobqueue: memory per job, e.g. 8GB.")] = None,
+    walltime: Annotated[str | None, typer.Option(help="dask-jobqueue: wall time per job.")] = None,
 ) -> None:
     """Run CONFIG's sweep shard by shard into OUT; re-running resumes (only missing or
-    corrupt shards run), and --shard-index/--num-shards split it across jobs."""
+    corrupt shards run), and --shard-index/--num-shards split it across jobs. With
+    --backend dask the shards run on a Dask cluster: a LocalCluster by default, a running
+    scheduler (--scheduler), or Slurm/PBS/SGE/LSF jobs (--jobqueue; unset settings come
+    from dask's jobqueue config file)."""
+    if backend not in ("in-process", "dask"):
+        _fail(f"--backend: unknown {backend!r}; use in-process or dask")
+    dask_options = (scheduler, workers, jobqueue, queue, cores, memory, walltime)
+    if backend != "dask" and any(option is not None for option in dask_options):
+        _fail("--scheduler, --workers, --jobqueue, --queue, --cores, --memory and --walltime "
+              "need --backend dask")
+    client = None
     try:
         progress = replicate_progress(console, disable=quiet, unit="shards")
         task = progress.add_task(label(config.stem), total=None)
@@ -189,12 +208,20 @@ def sweep(
                     runner.compile_kernels()
             progress.start()
 
+        executor = None
+        if backend == "dask":
+            settings = DaskSettings(scheduler, workers, jobqueue, queue, cores, memory, walltime)
+            client = open_client(settings)
+            executor = dask_executor(client, threads_per_task=threads or 1)
         try:
             report = run_sweep(config, out, replicates=replicates, seed=seed, threads=threads,
                                overwrite=overwrite, shard_index=shard_index, num_shards=num_shards,
-                               on_start=start, on_shard=lambda _shard: progress.advance(task, 1))
+                               on_start=start, on_shard=lambda _shard: progress.advance(task, 1),
+                               executor=executor)
         finally:
             progress.stop()
+            if client is not None:
+                client.close()
     except ClonesimError as error:
         _fail(str(error))
     except KeyboardInterrupt:

@@ -169,12 +169,16 @@ def run_sweep(config_or_path: api.ConfigLike, out: str | Path, replicates: int |
               seed: int | None = None, threads: int | None = None, overwrite: bool = False,
               shard_index: int | None = None, num_shards: int | None = None,
               on_shard: Callable[[Shard], None] | None = None,
-              on_start: Callable[[int], None] | None = None) -> SweepReport:
+              on_start: Callable[[int], None] | None = None,
+              executor: Callable[[OpenSweep, list[Shard], Callable | None], int] | None = None,
+              ) -> SweepReport:
     """Run the missing shards of a sweep (all, or those with index % num_shards == shard_index).
 
     Re-running into the same directory resumes: complete shards are skipped,
     incomplete or corrupt ones redone. ``on_start`` gets the number of shards
-    this call will run; ``on_shard`` is called after each.
+    this call will run; ``on_shard`` is called after each. ``executor`` runs the
+    shards elsewhere (clonesim.batch.dask_backend); by default they run here, in
+    order, on numba threads. Returns once they are done.
     """
     if (shard_index is None) != (num_shards is None):
         raise ClonesimError("--shard-index and --num-shards go together")
@@ -196,24 +200,15 @@ def run_sweep(config_or_path: api.ConfigLike, out: str | Path, replicates: int |
         todo.append(shard)
     if on_start is not None:
         on_start(len(todo))
-    provenance = api._provenance_for_parquet(info)
     started = time.perf_counter()
-    work = 0
-    for shard in todo:
-        point = points[shard.point]
-        result = runner.run_block(point.model, run_seed, range(shard.first, shard.stop),
-                                  point=point.stream)
-        work += int(result.compartment_steps.sum())
-        files = {}
-        for name, frame in api._point_tables(point, result, run_seed).items():
-            for path, rows in api._write_partitioned(out, name, frame, shard.id, provenance):
-                files[path.relative_to(out).as_posix()] = {
-                    "bytes": path.stat().st_size, "rows": rows, "sha256": _sha256(path)}
-        entry = {"shard": shard.id, "point": shard.point_id, "replicates": [shard.first, shard.stop],
-                 "files": files}
-        rundir.atomic_write_bytes(_manifest_path(out, shard), (json.dumps(entry) + "\n").encode())
-        if on_shard is not None:
-            on_shard(shard)
+    if executor is None:
+        work = 0
+        for shard in todo:
+            work += execute_shard(out, points[shard.point], shard, run_seed, info)
+            if on_shard is not None:
+                on_shard(shard)
+    else:
+        work = executor(opened, todo, on_shard)
     seconds = time.perf_counter() - started
     complete = all(_manifest_path(out, s).exists() for s in shards)
     if complete and (todo or not (out / rundir.RUN_JSON).exists()):
@@ -221,6 +216,23 @@ def run_sweep(config_or_path: api.ConfigLike, out: str | Path, replicates: int |
         info["shards"] = len(shards)
         rundir.write_run_json(out, info)
     return SweepReport(out, len(shards), len(todo), skipped, redone, complete, seconds)
+
+
+def execute_shard(out: Path, point, shard: Shard, seed: int, info: dict[str, Any]) -> int:
+    """Simulate one shard, write its files, then its manifest entry; returns its
+    compartment-steps. Pure in (config, seed, shard): any process may run it."""
+    provenance = api._provenance_for_parquet(info)
+    result = runner.run_block(point.model, seed, range(shard.first, shard.stop),
+                              point=point.stream)
+    files = {}
+    for name, frame in api._point_tables(point, result, seed).items():
+        for path, rows in api._write_partitioned(out, name, frame, shard.id, provenance):
+            files[path.relative_to(out).as_posix()] = {
+                "bytes": path.stat().st_size, "rows": rows, "sha256": _sha256(path)}
+    entry = {"shard": shard.id, "point": shard.point_id, "replicates": [shard.first, shard.stop],
+             "files": files}
+    rundir.atomic_write_bytes(_manifest_path(out, shard), (json.dumps(entry) + "\n").encode())
+    return int(result.compartment_steps.sum())
 
 
 def _open_directory(out: Path, overwrite: bool, seed: int | None) -> dict[str, Any] | None:
