@@ -228,10 +228,12 @@ def sweep(
         console.print("interrupted: finished shards are kept; run the same command to resume")
         raise typer.Exit(130) from None
     state = "complete" if report.complete else "incomplete (other shards still to run)"
+    rate = report.replicates / report.seconds if report.seconds > 0 else 0.0
     console.print(
         f"{escape(str(report.out))}: {report.ran} shards run, {report.skipped} already complete"
         f"{f', {report.redone} redone' if report.redone else ''}; sweep of {report.shards} shards "
-        f"{state} ({report.seconds:.1f} s)",
+        f"{state}; {report.seconds:.1f} s, {rate:,.0f} replicate-schedules/s, "
+        f"{report.bytes_on_disk / 1e6:.1f} MB on disk",
         highlight=False, soft_wrap=True,
     )
 

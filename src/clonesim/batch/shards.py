@@ -128,6 +128,8 @@ class SweepReport:
     redone: int  # found incomplete or corrupt and run again
     complete: bool  # every shard of the sweep is complete (run.json written)
     seconds: float
+    replicates: int = 0  # replicate-schedule rows simulated by this call
+    bytes_on_disk: int = 0  # all Parquet files of the sweep directory
 
 
 @dataclass
@@ -215,7 +217,9 @@ def run_sweep(config_or_path: api.ConfigLike, out: str | Path, replicates: int |
         info["timings"] = api._timings("simulate_and_write_seconds", started, work)
         info["shards"] = len(shards)
         rundir.write_run_json(out, info)
-    return SweepReport(out, len(shards), len(todo), skipped, redone, complete, seconds)
+    rows = sum((s.stop - s.first) for s in todo) * len(points[0].model.schedule_names)
+    size = sum(path.stat().st_size for path in out.rglob("*.parquet"))
+    return SweepReport(out, len(shards), len(todo), skipped, redone, complete, seconds, rows, size)
 
 
 def execute_shard(out: Path, point, shard: Shard, seed: int, info: dict[str, Any]) -> int:
