@@ -15,6 +15,7 @@ import polars as pl
 import typer
 from rich.console import Console, Group
 from rich.markup import escape
+from rich.progress import Progress
 from rich.table import Table
 from rich.text import Text
 
@@ -78,6 +79,15 @@ class _StopAfterBlock:
             raise KeyboardInterrupt
 
 
+def _compile_then_show(progress: Progress, compile_here: bool) -> None:
+    """Compile (or load) the kernels under a status line, then show the progress bar, so
+    the bar's clock and ETA count simulation only."""
+    if compile_here:
+        with console.status("compiling the engine (cached after the first run)"):
+            runner.compile_kernels()
+    progress.start()
+
+
 @app.command()
 def run(
     config: Annotated[Path, typer.Argument(help="YAML config file.")],
@@ -101,10 +111,7 @@ def run(
         stop = _StopAfterBlock()
 
         def start() -> None:
-            if not quiet:
-                with console.status("compiling the engine (cached after the first run)"):
-                    runner.compile_kernels()
-            progress.start()
+            _compile_then_show(progress, compile_here=not quiet)
 
         def block_done(done: int) -> None:
             progress.advance(task, done)
@@ -203,10 +210,9 @@ def sweep(
 
         def start(count: int) -> None:
             progress.update(task, total=count)
-            if not quiet and count:
-                with console.status("compiling the engine (cached after the first run)"):
-                    runner.compile_kernels()
-            progress.start()
+            # Dask workers compile for themselves; compiling here would only cost time.
+            _compile_then_show(progress, compile_here=not quiet and count > 0
+                               and backend == "in-process")
 
         executor = None
         if backend == "dask":

@@ -109,8 +109,6 @@ class CompiledModel:
     horizon_days: float
     dt_days: float
     record_every_steps: int
-    detection_cells: float
-    established_cells: float
     max_compartments: int
     block_replicates: int
     drug_names: tuple[str, ...] = ()
@@ -244,8 +242,6 @@ def compile_model(config: Config) -> CompiledModel:
         horizon_days=config.time.horizon_days,
         dt_days=config.time.dt_days,
         record_every_steps=max(1, round(config.time.record_every_days / config.time.dt_days)),
-        detection_cells=tumor.detection_cells,
-        established_cells=config.events.established_cells,
         max_compartments=config.engine.max_compartments,
         block_replicates=config.engine.block_replicates,
         drug_names=tuple(drugs),
