@@ -8,12 +8,13 @@ about 6e-5, so the suite is deterministic and not tuned to its seeds.
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
-from clonesim.config import config_from_mapping
+from clonesim.config import ConfigError, config_from_mapping
 from clonesim.engine import runner
 from clonesim.model import compile_model
 
@@ -69,3 +70,29 @@ def assert_z(observed: float, expected: float, standard_error: float, what: str)
 @pytest.fixture
 def minimal() -> dict[str, Any]:
     return copy.deepcopy(MINIMAL)
+
+
+# --------------------------------------------------------------- config validation
+
+
+def fails(data: Any, key: str, match: str) -> ConfigError:
+    """Validate ``data``; expect a one-line ConfigError for ``key`` whose text matches ``match``."""
+    with pytest.raises(ConfigError, match=match) as info:
+        config_from_mapping(data)
+    return check_line(info.value, key)
+
+
+def check_line(error: ConfigError, key: str) -> ConfigError:
+    text = str(error)
+    assert "\n" not in text and "\r" not in text, text
+    assert error.key == key, text
+    if key:
+        assert text.startswith(f"{key}: "), text
+    assert text.strip() == text and len(text) < 300, text
+    return error
+
+
+def write(tmp_path: Path, text: str, name: str = "config.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path

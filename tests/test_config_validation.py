@@ -17,6 +17,8 @@ import pytest
 from clonesim.config import Config, ConfigError, as_config, config_from_mapping, load_config
 from clonesim.config.semantics import MAX_ALTERATIONS, MAX_LETHAL_CELLS
 
+from conftest import check_line, fails, write
+
 DELETE = object()
 
 MINIMAL: dict[str, Any] = {
@@ -51,29 +53,6 @@ def two_phenotypes(**overrides: Any) -> dict[str, Any]:
     config = base(phenotypes={"persister": dict(PERSISTER)})
     _merge(config, overrides)
     return config
-
-
-def fails(data: Any, key: str, match: str) -> ConfigError:
-    """Validate ``data``; expect a one-line ConfigError for ``key`` whose text matches ``match``."""
-    with pytest.raises(ConfigError, match=match) as info:
-        config_from_mapping(data)
-    return check_line(info.value, key)
-
-
-def check_line(error: ConfigError, key: str) -> ConfigError:
-    text = str(error)
-    assert "\n" not in text and "\r" not in text, text
-    assert error.key == key, text
-    if key:
-        assert text.startswith(f"{key}: "), text
-    assert text.strip() == text and len(text) < 300, text
-    return error
-
-
-def write(tmp_path: Path, text: str, name: str = "config.yaml") -> Path:
-    path = tmp_path / name
-    path.write_text(text, encoding="utf-8")
-    return path
 
 
 # --------------------------------------------------------------------------- valid configs

@@ -25,32 +25,21 @@ from scipy import stats
 from clonesim.config import config_from_mapping
 from clonesim.engine.reference import simulate_reference, simulate_reference_many
 from clonesim.model import compile_model
+from therapy_cases import OFF as _OFF
+from therapy_cases import ON as _ON
+from therapy_cases import SHUT_IC50, SHUT_SIGNAL
+from therapy_cases import ctdna_model as _ctdna_model
+from therapy_cases import declining_model as _declining_model
+from therapy_cases import piecewise_moments as _piecewise_moments
+from therapy_cases import switch_model as _switch_model
 
 from conftest import P_THRESHOLD, Z_TOLERANCE, assert_z
-
-#: IC50 of a drug that shuts its pathway: at exposure 1, x = 1e6 and s = 1 / (1 + 1e6).
-SHUT_IC50 = 1e-6
-SHUT_SIGNAL = 1.0 / (1.0 + 1.0 / SHUT_IC50)
 
 
 def _model(**sections):
     data = {"name": "therapy-test"}
     data.update(sections)
     return compile_model(config_from_mapping(data))
-
-
-def _piecewise_moments(n0: int, births: list[float], deaths: list[float], lengths: list[float]
-                       ) -> tuple[float, float]:
-    """(E N, Var N) at the end of intervals of constant rates, from n0 cells (see module doc)."""
-    log_m = 0.0
-    integral = 0.0  # int b(u) / m(u) du
-    for b, d, length in zip(births, deaths, lengths, strict=True):
-        r = b - d
-        part = length if abs(r) < 1e-14 else -math.expm1(-r * length) / r
-        integral += b * math.exp(-log_m) * part
-        log_m += r * length
-    m = math.exp(log_m)
-    return n0 * m, n0 * (2.0 * m * m * integral + m - m * m)
 
 
 # ------------------------------------------------------------------ (a) rates under drug
@@ -167,31 +156,6 @@ def test_switching_under_drug_follows_the_signal():
 # ------------------------------------------------------------ (b) day trigger, step points
 
 
-def _switch_model(horizon: float):
-    """b_p 0.5, d_p 0.1, phi 1, k_p 0.3: drug A shuts the driver (b ~ 0, d ~ 0.4, r ~ -0.4);
-    drug B only targets a pathway the cells do not use (s = 1, r = +0.4)."""
-    return _model(
-        time={"horizon_days": horizon},
-        tumor={"initial_cells": 200, "detection_cells": 1},
-        pathways=["driver", "other"],
-        phenotypes={"s": {"birth_rate_per_day": 0.5, "death_rate_per_day": 0.1,
-                          "drug_kill_rate_per_day": 0.3, "cytostatic_share": 1.0}},
-        drugs={"A": {"targets": {"driver": {"ic50": SHUT_IC50}}},
-               "B": {"targets": {"other": {"ic50": 1.0}}}},
-        schedules={
-            "switch": [{"drugs": ["A"], "until": {"day": 7.5}}, {"drugs": ["B"]}],
-            "cycle": {"repeat": True, "phases": [
-                {"drugs": ["A"], "until": {"after_days": 2.5}},
-                {"drugs": [], "until": {"after_days": 1.5}}]},
-            "pulsed": [{"drugs": [{"name": "A", "on_days": 2.5, "off_days": 1.5}]}],
-        },
-    )
-
-
-_ON = (0.5 * SHUT_SIGNAL, 0.1 + 0.3 * (1.0 - SHUT_SIGNAL))  # (b, d) under drug A
-_OFF = (0.5, 0.1)
-
-
 def test_day_trigger_switches_drugs_on_that_day():
     """``day: 7.5`` with dt = 1: 7.5 is a step point, so A runs [0, 7.5) and B [7.5, 12).
 
@@ -286,21 +250,6 @@ def test_adaptive_cycling_follows_the_deterministic_solution():
 
 
 # -------------------------------------------------------------------------- (d) extinction
-
-
-def _declining_model(horizon: float, n0: int):
-    """Under drug A: b = 0.3, d = 0.1 + 0.4 (1 - s) with s = 1 / (1 + 10^6), so r ~ -0.2.
-
-    The imaging limit (1000 cells) is out of reach: no progression, every response is CR.
-    """
-    return _model(
-        time={"horizon_days": horizon},
-        tumor={"initial_cells": n0, "detection_cells": 1000},
-        phenotypes={"s": {"birth_rate_per_day": 0.3, "death_rate_per_day": 0.1,
-                          "drug_kill_rate_per_day": 0.4}},
-        drugs={"A": {"targets": {"driver": {"ic50": SHUT_IC50}}}},
-        schedules={"on": [{"drugs": ["A"]}]},
-    )
 
 
 def test_extinction_by_t_matches_linear_birth_death():
@@ -466,26 +415,6 @@ def test_sequential_line_change_at_the_mono_progression_day():
 
 
 # -------------------------------------------------------------------------------- (f) ctDNA
-
-
-def _ctdna_model(limit: float):
-    """2 x 10^4 cells, 100 of them res (VAF 100 / (2 N)). No birth: sensitive cells die at
-    0.1 per day under tki (k_p = 0.1), res cells (bypass open, s = 1) never change."""
-    return _model(
-        time={"horizon_days": 30},
-        tumor={"initial_cells": 20_000, "detection_cells": 1,
-               "initial_fractions": {"res": 0.005}},
-        pathways=["driver", "bypass"],
-        alterations={"res": {"mutation_rate_per_division": 0.0, "adds_pathway": "bypass"}},
-        phenotypes={"s": {"birth_rate_per_day": 0.0, "death_rate_per_day": 0.0,
-                          "drug_kill_rate_per_day": 0.1}},
-        drugs={"tki": {"targets": {"driver": {"ic50": SHUT_IC50}}},
-               "met": {"targets": {"bypass": {"ic50": SHUT_IC50}}}},
-        events={"established_cells": 50, "ctdna": {"every_days": 10,
-                                                   "detection_limit_vaf": limit}},
-        schedules={"guided": [{"drugs": ["tki"], "until": {"ctdna_detects": "res"}},
-                              {"drugs": ["tki", "met"]}]},
-    )
 
 
 def test_ctdna_detection_day_and_trigger():

@@ -45,12 +45,15 @@ from clonesim.model.compiled import (
     TRIGGER_DAY,
     TRIGGER_PROGRESSION,
 )
+from therapy_cases import OFF as _OFF
+from therapy_cases import ON as _ON
+from therapy_cases import SHUT_IC50, SHUT_SIGNAL, ctdna_model
+from therapy_cases import declining_model as _declining_model
+from therapy_cases import piecewise_moments as _piecewise_moments
+from therapy_cases import switch_model as _switch_model
 
 from conftest import P_THRESHOLD, Z_TOLERANCE, assert_z, cells_at
 
-#: IC50 of a drug that shuts its pathway: at exposure 1, x = 1e6 and s = 1 / (1 + 1e6).
-SHUT_IC50 = 1e-6
-SHUT_SIGNAL = 1.0 / (1.0 + 1.0 / SHUT_IC50)
 START = 0  # phase_reason code of the first phase
 
 
@@ -94,19 +97,6 @@ def _trajectory(block, row: int, until: float = math.inf) -> list[tuple[float, i
             for i in range(rows) if block.traj_day[row, i] <= until + 1e-9]
 
 
-def _piecewise_moments(n0: int, births, deaths, lengths) -> tuple[float, float]:
-    """(E N, Var N) at the end of intervals of constant rates, from n0 cells (module doc)."""
-    log_m = 0.0
-    integral = 0.0  # int b(u) / m(u) du
-    for b, d, length in zip(births, deaths, lengths, strict=True):
-        r = b - d
-        part = length if abs(r) < 1e-14 else -math.expm1(-r * length) / r
-        integral += b * math.exp(-log_m) * part
-        log_m += r * length
-    m = math.exp(log_m)
-    return n0 * m, n0 * (2.0 * m * m * integral + m - m * m)
-
-
 def _same_distribution(engine, reference, what: str) -> None:
     """Two-sample KS test at P_THRESHOLD (conservative for values on the step grid)."""
     engine, reference = np.asarray(engine, float), np.asarray(reference, float)
@@ -130,31 +120,6 @@ def _same_proportion(engine, reference, what: str) -> None:
 
 
 # ================================================================= 1. triggers on known days
-
-
-def _switch_model(horizon: float):
-    """b_p 0.5, d_p 0.1, phi 1, k_p 0.3: drug A shuts the driver (b ~ 0, d ~ 0.4, r ~ -0.4);
-    drug B only targets a pathway the cells do not use (s = 1, r = +0.4)."""
-    return _model(
-        time={"horizon_days": horizon},
-        tumor={"initial_cells": 200, "detection_cells": 1},
-        pathways=["driver", "other"],
-        phenotypes={"s": {"birth_rate_per_day": 0.5, "death_rate_per_day": 0.1,
-                          "drug_kill_rate_per_day": 0.3, "cytostatic_share": 1.0}},
-        drugs={"A": {"targets": {"driver": {"ic50": SHUT_IC50}}},
-               "B": {"targets": {"other": {"ic50": 1.0}}}},
-        schedules={
-            "switch": [{"drugs": ["A"], "until": {"day": 7.5}}, {"drugs": ["B"]}],
-            "cycle": {"repeat": True, "phases": [
-                {"drugs": ["A"], "until": {"after_days": 2.5}},
-                {"drugs": [], "until": {"after_days": 1.5}}]},
-            "pulsed": [{"drugs": [{"name": "A", "on_days": 2.5, "off_days": 1.5}]}],
-        },
-    )
-
-
-_ON = (0.5 * SHUT_SIGNAL, 0.1 + 0.3 * (1.0 - SHUT_SIGNAL))  # (b, d) under drug A
-_OFF = (0.5, 0.1)
 
 
 def test_day_trigger_on_a_non_grid_day():
@@ -266,26 +231,6 @@ def test_progression_trigger_changes_line_on_the_mono_progression_day():
         assert block.nadir_cells[s] <= block.nadir_cells[m]
 
 
-def _ctdna_model(limit: float, dt: float):
-    """2 x 10^4 cells, 100 of them res (VAF 100 / (2 N)). No birth: sensitive cells die at
-    0.1 per day under tki (k_p = 0.1), res cells (bypass open, s = 1) never change."""
-    return _model(
-        time={"horizon_days": 30, "dt_days": dt, "record_every_days": dt},
-        tumor={"initial_cells": 20_000, "detection_cells": 1,
-               "initial_fractions": {"res": 0.005}},
-        pathways=["driver", "bypass"],
-        alterations={"res": {"mutation_rate_per_division": 0.0, "adds_pathway": "bypass"}},
-        phenotypes={"s": {"birth_rate_per_day": 0.0, "death_rate_per_day": 0.0,
-                          "drug_kill_rate_per_day": 0.1}},
-        drugs={"tki": {"targets": {"driver": {"ic50": SHUT_IC50}}},
-               "met": {"targets": {"bypass": {"ic50": SHUT_IC50}}}},
-        events={"established_cells": 50, "ctdna": {"every_days": 10,
-                                                   "detection_limit_vaf": limit}},
-        schedules={"guided": [{"drugs": ["tki"], "until": {"ctdna_detects": "res"}},
-                              {"drugs": ["tki", "met"]}]},
-    )
-
-
 @pytest.mark.parametrize("dt", [1.0, 3.0])
 def test_ctdna_detection_on_a_known_sampling_day(dt):
     """Limit 1 %: detected when N <= 5000, i.e. sensitive cells S <= 4900.
@@ -297,7 +242,7 @@ def test_ctdna_detection_on_a_known_sampling_day(dt):
     sample is still taken on those days. tki: 20 doses in phase 1 and 10 in phase 2.
     """
     n = 200
-    block = _run(_ctdna_model(0.01, dt), 104, n)
+    block = _run(ctdna_model(0.01, dt, record_every_days=dt), 104, n)
     for row in range(n):
         assert _phase_changes(block, row) == [(0.0, 0, START), (20.0, 1, TRIGGER_CTDNA)]
     assert (block.mechanism_ctdna_day[:, 0] == 20.0).all()
@@ -317,7 +262,7 @@ def test_ctdna_detection_at_day_zero_switches_at_once():
     had met started only on a later sample, res would keep all 100 cells.
     """
     n = 200
-    block = _run(_ctdna_model(0.002, 1.0), 105, n)
+    block = _run(ctdna_model(0.002, 1.0, record_every_days=1.0), 105, n)
     for row in range(n):
         assert _phase_changes(block, row) == [(0.0, 0, START), (0.0, 1, TRIGGER_CTDNA)]
     assert (block.mechanism_ctdna_day[:, 0] == 0.0).all()
@@ -557,19 +502,6 @@ def test_resistant_clone_nadir_and_ttp_follow_the_two_type_solution():
             f"{what}: mean {values.mean():.3f} vs deterministic {expected:.3f} (se {se:.3f})")
     # Shares at progression: res is ~100 % of the burden (S ~ 10^7 e^{-14.8} ~ 4 cells).
     assert (block.mechanism_share_at_progression > 0.99).all()
-
-
-def _declining_model(horizon: float, n0: int):
-    """Under drug A: b = 0.3, d = 0.1 + 0.4 (1 - s) with s = 1 / (1 + 10^6), so r ~ -0.2.
-    The imaging limit (1000 cells) is out of reach: no progression, every response CR."""
-    return _model(
-        time={"horizon_days": horizon},
-        tumor={"initial_cells": n0, "detection_cells": 1000},
-        phenotypes={"s": {"birth_rate_per_day": 0.3, "death_rate_per_day": 0.1,
-                          "drug_kill_rate_per_day": 0.4}},
-        drugs={"A": {"targets": {"driver": {"ic50": SHUT_IC50}}}},
-        schedules={"on": [{"drugs": ["A"]}]},
-    )
 
 
 def test_extinction_by_each_step_matches_linear_birth_death():

@@ -28,6 +28,8 @@ from typer.testing import CliRunner
 from clonesim.cli import app
 from clonesim.config import Config, ConfigError, config_from_mapping, load_config
 
+from conftest import check_line, fails, write
+
 USER_ERROR = 2
 ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]")
 
@@ -94,29 +96,6 @@ def ends(trigger: Any) -> dict[str, Any]:
 def dosed(**dose: Any) -> dict[str, Any]:
     """THERAPY with one schedule, ``s``: a single phase giving osimertinib as ``dose``."""
     return schedules(s=[{"drugs": [{"name": "osimertinib", **dose}]}])
-
-
-def fails(data: Any, key: str, match: str) -> ConfigError:
-    """Validate ``data``; expect a one-line ConfigError for ``key`` whose text matches ``match``."""
-    with pytest.raises(ConfigError, match=match) as info:
-        config_from_mapping(data)
-    return check_line(info.value, key)
-
-
-def check_line(error: ConfigError, key: str) -> ConfigError:
-    text = str(error)
-    assert "\n" not in text and "\r" not in text, text
-    assert error.key == key, text
-    if key:
-        assert text.startswith(f"{key}: "), text
-    assert text.strip() == text and len(text) < 300, text
-    return error
-
-
-def write(tmp_path: Path, text: str, name: str = "config.yaml") -> Path:
-    path = tmp_path / name
-    path.write_text(text, encoding="utf-8")
-    return path
 
 
 def phase(schedule: str, number: int) -> str:
