@@ -27,7 +27,7 @@ CONFIG = {
     "drugs": {"tki": {"targets": {"driver": {"ic50": 0.01}}, "half_life_days": 1.0}},
     "schedules": {"tki": [{"drugs": ["tki"]}],
                   "sequential": [{"drugs": ["tki"], "until": "progression"}, {"drugs": []}]},
-    "engine": {"block_replicates": 6},
+    "engine": {"block_replicates": 6, "shard_replicates": 6},
     "sweep": {"grid": {"tumor.initial_fractions.R": [0.01, 0.05]}},
 }
 REPLICATES = 9  # 3 shards per point

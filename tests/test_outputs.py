@@ -445,21 +445,20 @@ def test_run_directory_without_run_json_is_incomplete(tmp_path):
 
 def test_failed_write_leaves_no_run_json_and_no_temporary_files(tmp_path, monkeypatch):
     config = make_config(engine={"block_replicates": 2})
-    real_write = pq.write_table
     calls = []
 
-    def failing_write(table, where, **kwargs):
-        calls.append(where)
-        if len(calls) == 4:  # the first table of the second block
-            Path(where).write_bytes(b"half a file")
-            raise OSError("disk full")
-        real_write(table, where, **kwargs)
+    class FailingWriter(pq.ParquetWriter):
+        def write_table(self, table, *args, **kwargs):
+            calls.append(table.num_rows)
+            super().write_table(table, *args, **kwargs)  # rows reach the file, no footer yet
+            if len(calls) == 5:  # the second table of the second block
+                raise OSError("disk full")
 
-    monkeypatch.setattr(rundir.pq, "write_table", failing_write)
+    monkeypatch.setattr(rundir.pq, "ParquetWriter", FailingWriter)
     out = tmp_path / "run"
     with pytest.raises(OSError, match="disk full"):
         clonesim.run_to_directory(config, out, replicates=4, seed=1)
-    assert len(calls) == 4
+    assert len(calls) == 5
     assert not (out / "run.json").exists()
     assert hidden_paths(out) == []
     assert not (out / "patients" / "schedule=untreated" / "part-00001.parquet").exists()

@@ -30,7 +30,9 @@ CONFIG = {
     "drugs": {"tki": {"targets": {"driver": {"ic50": 0.01}}}},
     "schedules": {"tki": [{"drugs": ["tki"]}],
                   "holiday": [{"drugs": ["tki"], "until": {"day": 10}}, {"drugs": []}]},
-    "engine": {"block_replicates": 8},  # 4 replicates x 2 schedules per shard
+    # Kernel calls of 2 replicates x 2 schedules; shards of at most 4 replicates: a point's
+    # 10 replicates make 2 full shards and a tail packed with the next point's first block.
+    "engine": {"block_replicates": 4, "shard_replicates": 8},
     "sweep": {"grid": {"phenotypes.s.death_rate_per_day": [0.15, 0.25]}},
 }
 REPLICATES = 10
@@ -66,7 +68,7 @@ def segments(shards):
 
 
 def test_plan_covers_every_replicate_of_every_point_once():
-    shards = plan_shards(["a", "b"], 10, 4)
+    shards = plan_shards(["a", "b"], 10, 4, 4)
     # Full blocks are shards of their own, in order; a tail is packed only with the small
     # blocks right after it (here there are none: each tail is followed by a full block).
     assert segments(shards) == [[("a", 0, 4)], [("a", 4, 8)], [("a", 8, 10)],
@@ -79,10 +81,19 @@ def test_plan_covers_every_replicate_of_every_point_once():
 
 
 def test_small_points_are_packed_into_shards_of_about_a_block():
-    shards = plan_shards([f"p{i}" for i in range(10)], 3, 8)
+    shards = plan_shards([f"p{i}" for i in range(10)], 3, 8, 8)
     assert [s.replicates for s in shards] == [6, 6, 6, 6, 6]
     assert [len(s.segments) for s in shards] == [2] * 5
     assert shards[0].id == "p0-000000000-x2"
+
+
+def test_shards_run_in_blocks_and_are_never_larger_than_asked():
+    # Blocks (kernel calls) of 2 inside shards of up to 6 replicates.
+    assert segments(plan_shards(["a"], 10, 2, 6)) == [
+        [("a", 0, 2), ("a", 2, 4), ("a", 4, 6)], [("a", 6, 8), ("a", 8, 10)]]
+    # A shard smaller than a block: the blocks shrink to the shard.
+    assert segments(plan_shards(["a"], 10, 8, 3)) == [
+        [("a", 0, 3)], [("a", 3, 6)], [("a", 6, 9)], [("a", 9, 10)]]
 
 
 @pytest.mark.parametrize("num_shards", [1, 2, 3])
@@ -91,11 +102,11 @@ def test_any_cut_gives_the_tables_of_one_in_memory_run(tmp_path, in_memory, num_
     reports = [run_sweep(CONFIG, out, replicates=REPLICATES, threads=1,
                          shard_index=i, num_shards=num_shards) for i in range(num_shards)]
     assert [r.complete for r in reports] == [False] * (num_shards - 1) + [True]
-    assert sum(r.ran for r in reports) == reports[0].shards == 6
+    assert sum(r.ran for r in reports) == reports[0].shards == 5
     assert (out / "run.json").exists()
     assert_same_tables(out, in_memory)
     again = run_sweep(CONFIG, out, replicates=REPLICATES, threads=1)
-    assert (again.ran, again.skipped) == (0, 6)
+    assert (again.ran, again.skipped) == (0, 5)
 
 
 def test_run_json_only_when_every_shard_is_complete(tmp_path):
@@ -115,7 +126,7 @@ def test_a_corrupt_or_missing_shard_file_is_detected_and_redone(tmp_path, in_mem
     files[1].write_bytes(bytes(data))
     sorted(out.glob("patients/schedule=holiday/part-*.parquet"))[-1].unlink()
     report = run_sweep(CONFIG, out, replicates=REPLICATES, threads=1)
-    assert (report.ran, report.redone, report.skipped) == (2, 2, 4)
+    assert (report.ran, report.redone, report.skipped) == (2, 2, 3)
     assert_same_tables(out, in_memory)
 
 
@@ -129,7 +140,7 @@ def test_a_different_sweep_in_the_directory_is_refused(tmp_path):
     with pytest.raises(ClonesimError, match="holds a different sweep"):
         run_sweep(other, out, replicates=REPLICATES, threads=1)
     report = run_sweep(other, out, replicates=REPLICATES, threads=1, overwrite=True)
-    assert report.complete and report.ran == 6
+    assert report.complete and report.ran == 5
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes" / "a.txt").write_text("mine")
     with pytest.raises(ClonesimError, match="not a sweep directory"):
@@ -146,7 +157,7 @@ def test_shard_options_are_checked(tmp_path):
 
 def test_a_killed_sweep_resumes_to_the_uninterrupted_result(tmp_path, in_memory):
     """SIGKILL a real `clonesim sweep` process mid-way, re-run it, compare."""
-    config = dict(CONFIG, engine={"block_replicates": 2})  # 1 replicate per shard: 20 shards
+    config = dict(CONFIG, engine={"block_replicates": 2, "shard_replicates": 2})  # 20 shards
     path = tmp_path / "sweep.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     out = tmp_path / "sweep"

@@ -22,7 +22,7 @@ CONFIG = {
     "tumor": {"initial_cells": 300},
     "phenotypes": {"s": {"birth_rate_per_day": 0.3, "death_rate_per_day": 0.2}},
     "alterations": {"A": {"mutation_rate_per_division": 1e-3}},
-    "engine": {"block_replicates": 3},
+    "engine": {"block_replicates": 3, "shard_replicates": 3},
     "sweep": {"grid": {"phenotypes.s.death_rate_per_day": [0.1, 0.25]}},
 }
 REPLICATES = 7  # 3 shards per point, 6 in all

@@ -6,7 +6,7 @@ import json
 import platform
 import secrets
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ from clonesim.config import Config, as_config
 from clonesim.config.errors import ClonesimError
 from clonesim.engine import runner
 from clonesim.io import run_dir as rundir
-from clonesim.io.tables import TABLE_NAMES, block_tables
+from clonesim.io.tables import TABLE_NAMES, block_tables, labels_of, table_rows
 from clonesim.model.compiled import CompiledModel, compile_model
 from clonesim.progress import label, replicate_progress
 
@@ -56,9 +56,10 @@ def _write_partitioned(run_dir: Path, table: str, frame: pl.DataFrame, part: int
 
     Returns each file written with its number of rows.
     """
+    pieces = frame.partition_by("schedule", maintain_order=True, as_dict=True)
     written = []
     for schedule in frame.schema["schedule"].categories.to_list():
-        piece = frame.filter(pl.col("schedule") == schedule)
+        piece = pieces.get((schedule,), frame.clear())
         path = rundir.part_path(run_dir, table, schedule, part)
         rundir.write_parquet(piece, path, provenance)
         written.append((path, piece.height))
@@ -67,34 +68,34 @@ def _write_partitioned(run_dir: Path, table: str, frame: pl.DataFrame, part: int
 
 @dataclass
 class _Point:
-    """A sweep point ready to run: its id, stream, compiled model and output columns."""
+    """A sweep point ready to run: its id, stream, compiled model and output columns
+    (one-row Series: its id and its value of every swept path)."""
 
     id: str
     stream: int
     overrides: dict[str, Any]
     model: CompiledModel
-    columns: list[pl.Expr]
+    columns: list[pl.Series]
 
 
 def _points(config: Config) -> list[_Point]:
     """The config's sweep points (one, with no extra columns, without a sweep), all validated
     and compiled before anything runs. With a sweep, every table gains a ``point`` column
-    (the point's id) and one column per swept path holding each point's value there
-    (overridden or the base config's; null where the config has none)."""
+    (the point's id, as text: dictionary-encoded on disk, whereas an Enum of every id
+    would copy the sweep's whole id list into every file) and one column per swept path
+    holding each point's value there (overridden or the base config's; null where the
+    config has none)."""
     points = expand_sweep(config)
     if config.sweep is None:
         return [_Point(p.id, p.stream, p.overrides, compile_model(p.config), []) for p in points]
-    ids = pl.Enum([p.id for p in points])
     paths = list(dict.fromkeys(path for p in points for path in p.overrides))
     values = {path: pl.Series(path, [_scalar(p.value(path)) for p in points], strict=False)
               for path in paths}
-    ready = []
-    for i, p in enumerate(points):
-        columns = [pl.lit(p.id, dtype=ids).alias("point")] + [
-            pl.lit(values[path][i], dtype=values[path].dtype).alias(path) for path in paths
-        ]
-        ready.append(_Point(p.id, p.stream, p.overrides, compile_model(p.config), columns))
-    return ready
+    return [
+        _Point(p.id, p.stream, p.overrides, compile_model(p.config),
+               [pl.Series("point", [p.id], pl.String)] + [values[path][i:i + 1] for path in paths])
+        for i, p in enumerate(points)
+    ]
 
 
 def _scalar(value: Any) -> Any:
@@ -105,10 +106,40 @@ def _scalar(value: Any) -> Any:
 
 
 def _point_tables(point: _Point, block: runner.BlockResult, seed: int) -> dict[str, pl.DataFrame]:
-    tables = block_tables(point.model, block, seed)
-    if point.columns:
-        tables = {name: frame.with_columns(point.columns) for name, frame in tables.items()}
-    return tables
+    return _segment_tables([(point, block)], seed)
+
+
+def _segment_tables(segments: list[tuple[_Point, runner.BlockResult]], seed: int
+                    ) -> dict[str, pl.DataFrame]:
+    """Every table of consecutive blocks (of one or several points), each table one frame
+    in block order, with the sweep columns of each block's point.
+
+    Blocks of points whose models share every label (the usual sweep) are joined and
+    tabulated at once: for small points, per-block table building was a large part of
+    a sweep's cost.
+    """
+    models = [point.model for point, _ in segments]
+    if all(labels_of(m) == labels_of(models[0]) for m in models):
+        blocks = [block for _, block in segments]
+        tables = block_tables(models[0], runner.concatenate_blocks(blocks), seed)
+    else:
+        parts: dict[str, list[pl.DataFrame]] = {}
+        for point, block in segments:
+            for name, frame in block_tables(point.model, block, seed).items():
+                parts.setdefault(name, []).append(frame)
+        tables = {name: pl.concat(frames, rechunk=True) for name, frames in parts.items()}
+    if not segments[0][0].columns:
+        return tables
+    heights = [table_rows(point.model, block) for point, block in segments]
+    columns = list(zip(*(point.columns for point, _ in segments), strict=True))
+    return {
+        name: frame.hstack([
+            pl.concat([value.new_from_index(0, rows[name])
+                       for value, rows in zip(column, heights, strict=True)])
+            for column in columns
+        ])
+        for name, frame in tables.items()
+    }
 
 
 def _blocks(points: list[_Point], seed: int, replicates: int,
@@ -184,8 +215,17 @@ def _timings(label: str, started: float, compartment_steps: int) -> dict[str, An
             "compartment_steps_per_second": compartment_steps / seconds if seconds > 0 else None}
 
 
-def _provenance_for_parquet(info: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in info.items() if k != "timings"}
+def _provenance_for_parquet(info: Mapping[str, Any], point_ids: Iterable[str] | None = None
+                            ) -> dict[str, Any]:
+    """What each Parquet file records of its run: ``info`` without timings, its ``points``
+    narrowed to those whose rows the file holds (a sweep's full list, which can run to
+    thousands of points, lives in run.json; copying it into every file made small points'
+    files 20x larger and their writing the larger part of a sweep's cost)."""
+    provenance = {k: v for k, v in info.items() if k != "timings"}
+    if point_ids is not None:
+        wanted = set(point_ids)
+        provenance["points"] = [p for p in info["points"] if p["point"] in wanted]
+    return provenance
 
 
 def simulate(config_or_path: ConfigLike, replicates: int | None = None, seed: int | None = None,
@@ -241,7 +281,6 @@ def run_to_directory(config_or_path: ConfigLike, out: str | Path, replicates: in
     runner.set_threads(_threads_or_all(threads))
     out = Path(out)
     info = _run_info(config, points, run_seed, num_replicates)
-    provenance = _provenance_for_parquet(info)
     with rundir.staged_run_dir(out, overwrite) as staging:
         if on_start is not None:
             on_start()
@@ -250,6 +289,7 @@ def run_to_directory(config_or_path: ConfigLike, out: str | Path, replicates: in
         blocks = _blocks(points, run_seed, num_replicates, on_block)
         for part, (point, block) in enumerate(blocks):
             work += int(block.compartment_steps.sum())
+            provenance = _provenance_for_parquet(info, [point.id])
             for name, frame in _point_tables(point, block, run_seed).items():
                 _write_partitioned(staging, name, frame, part, provenance)
         info["timings"] = _timings("simulate_and_write_seconds", started, work)

@@ -35,12 +35,12 @@ def _worker_points(config_json: str, replicates: int, seed: int) -> list:
 
 
 def _shard_task(out: str, config_json: str, replicates: int, seed: int, shard: Shard,
-                info: dict[str, Any], threads: int) -> tuple[int, int]:
+                info: dict[str, Any], block_replicates: int, threads: int) -> tuple[int, int]:
     """One shard on a worker: (shard index, compartment-steps)."""
     runner.set_threads(threads)
     points = _worker_points(config_json, replicates, seed)
     _discard(Path(out), shard)  # a retry after a worker died starts clean
-    return shard.index, execute_shard(Path(out), points, shard, seed, info)
+    return shard.index, execute_shard(Path(out), points, shard, seed, info, block_replicates)
 
 
 def dask_executor(client, threads_per_task: int = 1
@@ -54,7 +54,8 @@ def dask_executor(client, threads_per_task: int = 1
         by_index = {shard.index: shard for shard in todo}
         futures = [
             client.submit(_shard_task, str(opened.out), config_json, replicates, opened.seed,
-                          shard, opened.info, threads_per_task, key=f"clonesim-shard-{shard.id}",
+                          shard, opened.info, opened.block_replicates, threads_per_task,
+                          key=f"clonesim-shard-{shard.id}",
                           retries=SHARD_RETRIES, pure=False)
             for shard in todo
         ]

@@ -1,7 +1,8 @@
 """Sharded, resumable sweeps (DESIGN §6): cut a sweep into shards, run any subset, resume.
 
-A shard is one block of a parameter point's replicates x every schedule (or
-several small points' blocks packed together): a pure function of (config,
+A shard is a run of consecutive blocks of replicates x every schedule, of one
+parameter point or of several small ones packed together (at most
+``engine.shard_replicates`` replicate-schedule pairs): a pure function of (config,
 shard id), since replicate k of a point draws only from streams keyed by
 (point stream, k). Each shard writes its own Parquet
 files (``TABLE/schedule=NAME/part-SHARD.parquet``, each atomically) and then a
@@ -68,10 +69,12 @@ class Shard:
         return sum(seg.stop - seg.first for seg in self.segments)
 
 
-def plan_shards(point_ids: list[str], replicates: int, block_replicates: int) -> list[Shard]:
-    """Every shard of a sweep, in point order: each point's replicates cut into blocks of
-    ``block_replicates``; consecutive blocks smaller than that (small points) are packed
-    into one shard until it holds ``block_replicates`` replicates."""
+def plan_shards(point_ids: list[str], replicates: int, block_replicates: int,
+                shard_replicates: int) -> list[Shard]:
+    """Every shard of a sweep, in point order: each point's replicates cut into segments of
+    at most ``block_replicates`` (one kernel call each), and consecutive segments, of one
+    point or several small ones, packed into shards of at most ``shard_replicates``."""
+    size = max(1, min(block_replicates, shard_replicates))
     shards: list[Shard] = []
     pending: list[Segment] = []
 
@@ -81,14 +84,10 @@ def plan_shards(point_ids: list[str], replicates: int, block_replicates: int) ->
             pending.clear()
 
     for p, identifier in enumerate(point_ids):
-        for first in range(0, replicates, block_replicates):
-            segment = Segment(p, identifier, first, min(first + block_replicates, replicates))
-            size = segment.stop - segment.first
-            if size == block_replicates:
-                close()
-                shards.append(Shard(len(shards), (segment,)))
-                continue
-            if sum(s.stop - s.first for s in pending) + size > block_replicates:
+        for first in range(0, replicates, size):
+            segment = Segment(p, identifier, first, min(first + size, replicates))
+            held = sum(s.stop - s.first for s in pending)
+            if held + segment.stop - segment.first > shard_replicates:
                 close()
             pending.append(segment)
     close()
@@ -147,7 +146,7 @@ def _discard(out: Path, shard: Shard) -> None:
 
 def _fingerprint(info: dict[str, Any]) -> dict[str, Any]:
     """What must match for a directory's shards to belong to the same sweep (with the
-    replicates per shard, added by run_sweep)."""
+    replicates per block and per shard, added by open_sweep)."""
     return {key: info[key] for key in ("clonesim_version", "config", "seed", "replicates", "points")}
 
 
@@ -175,6 +174,7 @@ class OpenSweep:
     seed: int
     info: dict[str, Any]
     shards: list[Shard]
+    block_replicates: int  # replicates per kernel call
 
 
 def open_sweep(config_or_path: api.ConfigLike, out: str | Path, replicates: int | None = None,
@@ -188,8 +188,10 @@ def open_sweep(config_or_path: api.ConfigLike, out: str | Path, replicates: int 
         run_seed = recorded["seed"]  # resuming a sweep that drew its own seed
     info = api._run_info(config, points, run_seed, num_replicates)
     model = points[0].model
-    block = max(1, model.block_replicates // len(model.schedule_names))
-    fingerprint = {**_fingerprint(info), "shard_replicates": block}
+    schedules = len(model.schedule_names)
+    fingerprint = {**_fingerprint(info),
+                   "block_replicates": max(1, model.block_replicates // schedules),
+                   "shard_replicates": max(1, model.shard_replicates // schedules)}
     if recorded is not None and recorded != fingerprint:
         raise ClonesimError(
             f"--out: {out} holds a different sweep (config, seed, replicates or version); "
@@ -197,8 +199,9 @@ def open_sweep(config_or_path: api.ConfigLike, out: str | Path, replicates: int 
         )
     if recorded is None:
         rundir.atomic_write_bytes(out / SWEEP_JSON, (json.dumps(fingerprint, indent=2) + "\n").encode())
-    shards = plan_shards([p.id for p in points], num_replicates, block)
-    return OpenSweep(out, points, run_seed, info, shards)
+    shards = plan_shards([p.id for p in points], num_replicates,
+                         fingerprint["block_replicates"], fingerprint["shard_replicates"])
+    return OpenSweep(out, points, run_seed, info, shards, fingerprint["block_replicates"])
 
 
 def run_sweep(config_or_path: api.ConfigLike, out: str | Path, replicates: int | None = None,
@@ -240,7 +243,7 @@ def run_sweep(config_or_path: api.ConfigLike, out: str | Path, replicates: int |
     if executor is None:
         work = 0
         for shard in todo:
-            work += execute_shard(out, points, shard, run_seed, info)
+            work += execute_shard(out, points, shard, run_seed, info, opened.block_replicates)
             if on_shard is not None:
                 on_shard(shard)
     else:
@@ -256,22 +259,44 @@ def run_sweep(config_or_path: api.ConfigLike, out: str | Path, replicates: int |
     return SweepReport(out, len(shards), len(todo), skipped, redone, complete, seconds, rows, size)
 
 
-def execute_shard(out: Path, points: list, shard: Shard, seed: int, info: dict[str, Any]) -> int:
+def shard_tables(points: list, shard: Shard, seed: int, block_replicates: int
+                 ) -> tuple[dict[str, pl.DataFrame], int]:
+    """Simulate a shard: its tables, and its compartment-steps.
+
+    Each segment is one kernel call; consecutive segments are tabulated together in
+    groups of at most ``block_replicates`` replicates (small points at once: per-block
+    table building was a large part of a small-point sweep's cost), so at most one
+    block's kernel buffers are held at a time.
+    """
+    groups: list[list[Segment]] = [[]]
+    for segment in shard.segments:
+        held = sum(s.stop - s.first for s in groups[-1])
+        if groups[-1] and held + segment.stop - segment.first > block_replicates:
+            groups.append([])
+        groups[-1].append(segment)
+    parts: dict[str, list[pl.DataFrame]] = {}
+    work = 0
+    for group in groups:
+        simulated = [(points[seg.point], runner.run_block(
+            points[seg.point].model, seed, range(seg.first, seg.stop), point=points[seg.point].stream))
+            for seg in group]
+        work += sum(int(block.compartment_steps.sum()) for _, block in simulated)
+        for name, frame in api._segment_tables(simulated, seed).items():
+            parts.setdefault(name, []).append(frame)
+        del simulated
+    tables = {name: frames[0] if len(frames) == 1 else pl.concat(frames, rechunk=True)
+              for name, frames in parts.items()}
+    return tables, work
+
+
+def execute_shard(out: Path, points: list, shard: Shard, seed: int, info: dict[str, Any],
+                  block_replicates: int) -> int:
     """Simulate one shard, write its files, then its manifest entry; returns its
     compartment-steps. Pure in (config, seed, shard): any process may run it."""
-    provenance = api._provenance_for_parquet(info)
-    work = 0
-    parts: dict[str, list[pl.DataFrame]] = {}
-    for segment in shard.segments:
-        point = points[segment.point]
-        result = runner.run_block(point.model, seed, range(segment.first, segment.stop),
-                                  point=point.stream)
-        work += int(result.compartment_steps.sum())
-        for name, frame in api._point_tables(point, result, seed).items():
-            parts.setdefault(name, []).append(frame)
+    tables, work = shard_tables(points, shard, seed, block_replicates)
+    provenance = api._provenance_for_parquet(info, [seg.point_id for seg in shard.segments])
     files = {}
-    for name, frames in parts.items():
-        frame = frames[0] if len(frames) == 1 else pl.concat(frames, rechunk=True)
+    for name, frame in tables.items():
         for path, rows in api._write_partitioned(out, name, frame, shard.id, provenance):
             files[path.relative_to(out).as_posix()] = {
                 "bytes": path.stat().st_size, "rows": rows, "sha256": _sha256(path)}
@@ -325,7 +350,8 @@ def sweep_status(out: str | Path) -> SweepStatus:
         raise ClonesimError(f"{out}: no {SWEEP_JSON}; not a sweep directory")
     recorded = json.loads(marker.read_text())
     points = [p["point"] for p in recorded["points"]]
-    shards = plan_shards(points, int(recorded["replicates"]), int(recorded["shard_replicates"]))
+    shards = plan_shards(points, int(recorded["replicates"]), int(recorded["block_replicates"]),
+                         int(recorded["shard_replicates"]))
     missing, corrupt, complete = [], [], 0
     for shard in shards:
         if shard_is_complete(out, shard):

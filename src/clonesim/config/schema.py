@@ -250,6 +250,9 @@ class EngineConfig(Strict):
     max_compartments: Annotated[Whole, Field(ge=1, le=1_000_000)] = 4096
     # Replicates simulated per block: peak memory grows with this, not with the run.
     block_replicates: Annotated[Whole, Field(ge=1, le=1_000_000)] = 1024
+    # Sweeps (`clonesim sweep`): replicate-schedule pairs per shard, the unit of work that
+    # writes its own files; a shard runs in blocks and packs small points together.
+    shard_replicates: Annotated[Whole, Field(ge=1, le=100_000_000)] = 4096
 
 
 class RangeConfig(Strict):

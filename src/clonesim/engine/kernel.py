@@ -1346,6 +1346,13 @@ def simulate_replicate(day_zero_rng, therapy_generators, first_row, model, sched
         )
 
 
+@njit(cache=True)
+def append_generators(generators, into):
+    """Append every Generator of a (reflected) Python list to a typed List, in order."""
+    for generator in generators:
+        into.append(generator)
+
+
 @njit(cache=True, parallel=True)
 def simulate_block(day_zero_generators, therapy_generators, model, schedules, schedule_ids,
                    initial_cells, phenotype_fraction, alteration_fraction, grow_to_cells, dt_days,

@@ -9,12 +9,14 @@ count, or how many other replicates run.
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numba
 import numpy as np
-from numba import typed
+from numba import typed, types
+from numba.core.errors import NumbaPendingDeprecationWarning, TypingError
 
 from clonesim.config import config_from_mapping
 from clonesim.config.errors import ClonesimError
@@ -49,6 +51,30 @@ def therapy_generator(seed: int, replicate: int, point: int = 0) -> np.random.Ge
     return np.random.Generator(np.random.PCG64(
         np.random.SeedSequence(seed, spawn_key=(point, replicate, THERAPY_STREAM))
     ))
+
+
+def generator_list(generators: list[np.random.Generator]) -> typed.List:
+    """The generators as a numba typed List, for the kernels.
+
+    Filled by a compiled loop over the Python list: ``typed.List(generators)`` appends
+    one by one from Python (~30-90 us per generator, a quarter of a small replicate's
+    whole simulation); the compiled loop takes ~5 us. The list arrives in that loop as
+    a reflected list, which numba marks as pending deprecation: if it ever goes, this
+    falls back to the slow constructor (same list).
+    """
+    filled = typed.List.empty_list(_GENERATOR_TYPE)
+    if not generators:
+        return filled
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NumbaPendingDeprecationWarning)
+            kernel.append_generators(generators, filled)
+    except TypingError:  # pragma: no cover - only if numba drops reflected lists
+        return typed.List(generators)
+    return filled
+
+
+_GENERATOR_TYPE = types.NumPyRandomGeneratorType("NumPyRandomGeneratorType")
 
 
 @dataclass
@@ -124,9 +150,9 @@ def _run_kernel(model: CompiledModel, seed: int, replicates: np.ndarray, schedul
     num_schedules = len(schedule_ids)
     size = len(replicates) * num_schedules
     num_mechanisms = len(model.mechanism_names)
-    day_zero = typed.List([replicate_generator(seed, int(k), point) for k in replicates])
-    therapy = typed.List([therapy_generator(seed, int(k), point)
-                          for k in replicates for _ in range(num_schedules)])
+    day_zero = generator_list([replicate_generator(seed, int(k), point) for k in replicates])
+    therapy = generator_list([therapy_generator(seed, int(k), point)
+                              for k in replicates for _ in range(num_schedules)])
     result = BlockResult(
         replicates=np.repeat(np.asarray(replicates, dtype=np.int64), num_schedules),
         schedules=np.tile(schedule_ids, len(replicates)),
@@ -180,6 +206,21 @@ def run_block(model: CompiledModel, seed: int, replicates: Sequence[int], point:
         result = _merge_rerun(result, rerun, positions)
     _raise_on_errors(model, result)
     return result
+
+
+def concatenate_blocks(blocks: list[BlockResult]) -> BlockResult:
+    """One BlockResult of several (of models with the same names), rows in order; the
+    trajectory and phase-change buffers are widened to the widest."""
+    if len(blocks) == 1:
+        return blocks[0]
+    joined = {}
+    for field in dataclasses.fields(BlockResult):
+        parts = [getattr(block, field.name) for block in blocks]
+        if parts[0].ndim == 2 and (field.name.startswith("traj_") or field.name.startswith("phase_")):
+            width = max(part.shape[1] for part in parts)
+            parts = [np.pad(part, ((0, 0), (0, width - part.shape[1]))) for part in parts]
+        joined[field.name] = np.concatenate(parts)
+    return BlockResult(**joined)
 
 
 def _merge_rerun(result: BlockResult, rerun: BlockResult, positions: np.ndarray) -> BlockResult:

@@ -17,7 +17,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import tempfile
+import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,6 +32,7 @@ import pyarrow.parquet as pq
 from clonesim.config.errors import ClonesimError
 
 PROVENANCE_KEY = b"clonesim"
+_WRITER = f"{socket.gethostname()}-{os.getpid()}"
 RUN_JSON = "run.json"
 
 
@@ -87,17 +90,20 @@ def write_parquet(frame: pl.DataFrame, path: Path, provenance: Mapping[str, Any]
     order and the dtypes read back are exactly the frame's.
     """
     table = frame.to_arrow()
-    metadata = dict(table.schema.metadata or {})
-    # Keys keep their order: the config's order is meaningful (founder phenotype, genotype labels).
-    metadata[PROVENANCE_KEY] = json.dumps(provenance).encode()
-    table = table.replace_schema_metadata(metadata)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
+    # Unique to this host, process and thread (pyarrow creates it: one open per file, not two).
+    temporary = path.with_name(f".{path.name}.{_WRITER}-{threading.get_ident()}.tmp")
     try:
         dictionary, encoding = column_encodings(table.schema)
-        pq.write_table(table, temporary, compression="zstd", compression_level=ZSTD_LEVEL,
-                       use_dictionary=dictionary, column_encoding=encoding or None)
+        with pq.ParquetWriter(temporary, table.schema, compression="zstd",
+                              compression_level=ZSTD_LEVEL, use_dictionary=dictionary,
+                              column_encoding=encoding or None) as writer:
+            writer.write_table(table)
+            # In the footer's key-value metadata only: as schema metadata it would also be
+            # copied, base64-encoded, into the ARROW:schema entry (twice the bytes).
+            # Keys keep their order: the config's order is meaningful (founder phenotype,
+            # genotype labels).
+            writer.add_key_value_metadata({PROVENANCE_KEY: json.dumps(provenance).encode()})
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

@@ -165,6 +165,23 @@ def phase_changes_table(model: CompiledModel, block: BlockResult) -> pl.DataFram
     )
 
 
+def table_rows(model: CompiledModel, block: BlockResult) -> dict[str, int]:
+    """How many rows each table of ``block`` has (in the order of ``block_tables``)."""
+    return {
+        "patients": len(block.replicates),
+        "emergence": len(block.replicates) * len(model.mechanism_names),
+        "trajectories": int(block.trajectory_rows.sum()),
+        "phase_changes": int(block.phase_change_rows.sum()),
+    }
+
+
+def labels_of(model: CompiledModel) -> tuple:
+    """Every name a table's labels come from: models with equal ``labels_of`` give tables
+    of the same schema, so their blocks can be tabulated together."""
+    return (model.schedule_names, model.phenotype_names, model.alteration_names,
+            model.drug_names, model.phase_labels)
+
+
 def block_tables(model: CompiledModel, block: BlockResult, seed: int) -> dict[str, pl.DataFrame]:
     return {
         "patients": patients_table(model, block, seed),

@@ -111,6 +111,7 @@ class CompiledModel:
     record_every_steps: int
     max_compartments: int
     block_replicates: int
+    shard_replicates: int
     drug_names: tuple[str, ...] = ()
     schedule_names: tuple[str, ...] = ("untreated",)
     schedules: KernelSchedules | None = None
@@ -244,6 +245,7 @@ def compile_model(config: Config) -> CompiledModel:
         record_every_steps=max(1, round(config.time.record_every_days / config.time.dt_days)),
         max_compartments=config.engine.max_compartments,
         block_replicates=config.engine.block_replicates,
+        shard_replicates=config.engine.shard_replicates,
         drug_names=tuple(drugs),
         schedule_names=schedule_names,
         schedules=schedules,
