@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -57,10 +59,14 @@ def test_local_cluster_writes_the_same_bytes_as_in_process(tmp_path, client):
 def test_a_sweep_started_in_process_can_be_finished_on_dask(tmp_path, client):
     out = tmp_path / "mixed"
     run_sweep(CONFIG, out, replicates=REPLICATES, threads=1, shard_index=0, num_shards=2)
-    done = []
+    done, replicates, started = [], [], []
     report = run_sweep(CONFIG, out, replicates=REPLICATES, executor=dask_executor(client),
-                       on_shard=done.append)
+                       on_shard=done.append, on_replicates=replicates.append,
+                       on_start=started.append)
     assert (report.ran, report.skipped) == (3, 3) and len(done) == 3
+    # Progress: the shards to run, announced first, then each one's replicates as it ends.
+    assert [s.index for s in started[0]] == sorted(s.index for s in done)
+    assert sum(replicates) == sum(s.replicates for s in done) == 3 * 3  # 3 shards of 3
     run_sweep(CONFIG, tmp_path / "reference", replicates=REPLICATES, threads=1)
     assert digests(out) == digests(tmp_path / "reference")
 
@@ -74,3 +80,35 @@ def test_unknown_jobqueue_and_dask_options_without_dask_are_refused(tmp_path):
     result = CliRunner().invoke(app, ["sweep", "x.yaml", "--out", str(tmp_path / "o"),
                                       "--backend", "spark"])
     assert result.exit_code == 2 and "unknown 'spark'" in result.output
+
+
+#: Slow enough shards (about 0.3 s each) that a worker killed mid-sweep is mid-shard.
+SLOW_CONFIG = {**CONFIG, "time": {"horizon_days": 150, "record_every_days": 5},
+               "tumor": {"initial_cells": 200_000, "initial_fractions": {"R": 0.02}},
+               "engine": {"block_replicates": 4, "shard_replicates": 4}}
+
+
+def test_a_worker_killed_mid_shard_takes_only_its_shard_with_it(tmp_path):
+    """SIGKILL a LocalCluster worker process while it runs a shard: the scheduler reruns
+    that shard elsewhere (from scratch), the other shards are untouched, and the
+    files are byte-identical to an in-process sweep's."""
+    reference = run_sweep(SLOW_CONFIG, tmp_path / "here", replicates=REPLICATES, threads=1)
+    killed: list[tuple[int, list[str]]] = []
+    with open_client(DaskSettings(workers=2)) as dask_client:
+        def kill_a_busy_worker(_shard) -> None:
+            if killed:
+                return
+            for address, keys in dask_client.processing().items():
+                shards = [key for key in keys if str(key).startswith("clonesim-shard-")]
+                if shards:
+                    pid = dask_client.run(os.getpid, workers=[address])[address]
+                    os.kill(pid, signal.SIGKILL)
+                    killed.append((pid, shards))
+                    return
+
+        report = run_sweep(SLOW_CONFIG, tmp_path / "there", replicates=REPLICATES,
+                           executor=dask_executor(dask_client), on_shard=kill_a_busy_worker)
+    assert killed, "no worker was busy with a shard when the first shard finished"
+    assert report.complete and report.ran == reference.ran == reference.shards
+    assert digests(tmp_path / "there") == digests(tmp_path / "here")
+    assert not list((tmp_path / "there").rglob("*.tmp"))

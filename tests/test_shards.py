@@ -109,6 +109,15 @@ def test_any_cut_gives_the_tables_of_one_in_memory_run(tmp_path, in_memory, num_
     assert (again.ran, again.skipped) == (0, 5)
 
 
+def test_progress_counts_every_shard_and_every_replicate_block_by_block(tmp_path):
+    started, shards, blocks = [], [], []
+    run_sweep(CONFIG, tmp_path / "sweep", replicates=REPLICATES, threads=1,
+              on_start=started.append, on_shard=shards.append, on_replicates=blocks.append)
+    assert started[0] == shards and len(shards) == 5
+    # One call per kernel block (2 replicates each), the replicates of both points in all.
+    assert blocks == [2] * REPLICATES
+
+
 def test_run_json_only_when_every_shard_is_complete(tmp_path):
     out = tmp_path / "sweep"
     run_sweep(CONFIG, out, replicates=REPLICATES, threads=1, shard_index=0, num_shards=2)

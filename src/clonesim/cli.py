@@ -31,7 +31,7 @@ from clonesim.engine import runner
 from clonesim.io.run_dir import read_table
 from clonesim.model import compile_model
 from clonesim.model.describe import describe_model
-from clonesim.progress import label, replicate_progress
+from clonesim.progress import label, replicate_progress, sweep_progress
 
 app = typer.Typer(
     add_completion=False,
@@ -205,13 +205,15 @@ def sweep(
               "need --backend dask")
     client = None
     try:
-        progress = replicate_progress(console, disable=quiet, unit="shards")
-        task = progress.add_task(label(config.stem), total=None)
+        progress = sweep_progress(console, disable=quiet)
+        shards_task = progress.add_task(label(config.stem), total=None, unit="shards")
+        replicates_task = progress.add_task("", total=None, unit="replicates")
 
-        def start(count: int) -> None:
-            progress.update(task, total=count)
+        def start(todo: list) -> None:
+            progress.update(shards_task, total=len(todo))
+            progress.update(replicates_task, total=sum(shard.replicates for shard in todo))
             # Dask workers compile for themselves; compiling here would only cost time.
-            _compile_then_show(progress, compile_here=not quiet and count > 0
+            _compile_then_show(progress, compile_here=not quiet and bool(todo)
                                and backend == "in-process")
 
         executor = None
@@ -222,7 +224,9 @@ def sweep(
         try:
             report = run_sweep(config, out, replicates=replicates, seed=seed, threads=threads,
                                overwrite=overwrite, shard_index=shard_index, num_shards=num_shards,
-                               on_start=start, on_shard=lambda _shard: progress.advance(task, 1),
+                               on_start=start,
+                               on_shard=lambda _shard: progress.advance(shards_task, 1),
+                               on_replicates=lambda done: progress.advance(replicates_task, done),
                                executor=executor)
         finally:
             progress.stop()

@@ -27,3 +27,13 @@ def replicate_progress(console: Console | None = None, disable: bool = False,
 def label(text: str) -> str:
     """A run name shown literally (never read as rich markup)."""
     return escape(text)
+
+
+def sweep_progress(console: Console | None = None, disable: bool = False) -> Progress:
+    """Bars for a sweep: one counting shards, one counting replicates, each with its
+    elapsed time and ETA (add tasks with a ``unit`` field)."""
+    return Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.fields[unit]}"), TimeElapsedColumn(), TextColumn("ETA"),
+        TimeRemainingColumn(), console=console, disable=disable,
+    )

@@ -208,14 +208,17 @@ def run_sweep(config_or_path: api.ConfigLike, out: str | Path, replicates: int |
               seed: int | None = None, threads: int | None = None, overwrite: bool = False,
               shard_index: int | None = None, num_shards: int | None = None,
               on_shard: Callable[[Shard], None] | None = None,
-              on_start: Callable[[int], None] | None = None,
+              on_start: Callable[[list[Shard]], None] | None = None,
+              on_replicates: Callable[[int], None] | None = None,
               executor: Callable[[OpenSweep, list[Shard], Callable | None], int] | None = None,
               ) -> SweepReport:
     """Run the missing shards of a sweep (all, or those with index % num_shards == shard_index).
 
     Re-running into the same directory resumes: complete shards are skipped,
-    incomplete or corrupt ones redone. ``on_start`` gets the number of shards
-    this call will run; ``on_shard`` is called after each. ``executor`` runs the
+    incomplete or corrupt ones redone. ``on_start`` gets the shards this call
+    will run; ``on_shard`` is called after each, and ``on_replicates`` with the
+    number of replicates (each through every schedule) done: after each block when
+    shards run here, after each shard elsewhere. ``executor`` runs the
     shards elsewhere (clonesim.batch.dask_backend); by default they run here, in
     order, on numba threads. Returns once they are done.
     """
@@ -238,16 +241,23 @@ def run_sweep(config_or_path: api.ConfigLike, out: str | Path, replicates: int |
         _discard(out, shard)
         todo.append(shard)
     if on_start is not None:
-        on_start(len(todo))
+        on_start(todo)
     started = time.perf_counter()
     if executor is None:
         work = 0
         for shard in todo:
-            work += execute_shard(out, points, shard, run_seed, info, opened.block_replicates)
+            work += execute_shard(out, points, shard, run_seed, info, opened.block_replicates,
+                                  on_replicates)
             if on_shard is not None:
                 on_shard(shard)
     else:
-        work = executor(opened, todo, on_shard)
+        def shard_done(shard: Shard) -> None:
+            if on_replicates is not None:
+                on_replicates(shard.replicates)
+            if on_shard is not None:
+                on_shard(shard)
+
+        work = executor(opened, todo, shard_done)
     seconds = time.perf_counter() - started
     complete = all(_manifest_path(out, s).exists() for s in shards)
     if complete and (todo or not (out / rundir.RUN_JSON).exists()):
@@ -259,14 +269,16 @@ def run_sweep(config_or_path: api.ConfigLike, out: str | Path, replicates: int |
     return SweepReport(out, len(shards), len(todo), skipped, redone, complete, seconds, rows, size)
 
 
-def shard_tables(points: list, shard: Shard, seed: int, block_replicates: int
+def shard_tables(points: list, shard: Shard, seed: int, block_replicates: int,
+                 on_replicates: Callable[[int], None] | None = None
                  ) -> tuple[dict[str, pl.DataFrame], int]:
     """Simulate a shard: its tables, and its compartment-steps.
 
     Each segment is one kernel call; consecutive segments are tabulated together in
     groups of at most ``block_replicates`` replicates (small points at once: per-block
     table building was a large part of a small-point sweep's cost), so at most one
-    block's kernel buffers are held at a time.
+    block's kernel buffers are held at a time. ``on_replicates`` is called with the
+    replicates of each segment simulated.
     """
     groups: list[list[Segment]] = [[]]
     for segment in shard.segments:
@@ -277,9 +289,13 @@ def shard_tables(points: list, shard: Shard, seed: int, block_replicates: int
     parts: dict[str, list[pl.DataFrame]] = {}
     work = 0
     for group in groups:
-        simulated = [(points[seg.point], runner.run_block(
-            points[seg.point].model, seed, range(seg.first, seg.stop), point=points[seg.point].stream))
-            for seg in group]
+        simulated = []
+        for seg in group:
+            point = points[seg.point]
+            simulated.append((point, runner.run_block(point.model, seed, range(seg.first, seg.stop),
+                                                      point=point.stream)))
+            if on_replicates is not None:
+                on_replicates(seg.stop - seg.first)
         work += sum(int(block.compartment_steps.sum()) for _, block in simulated)
         for name, frame in api._segment_tables(simulated, seed).items():
             parts.setdefault(name, []).append(frame)
@@ -290,10 +306,10 @@ def shard_tables(points: list, shard: Shard, seed: int, block_replicates: int
 
 
 def execute_shard(out: Path, points: list, shard: Shard, seed: int, info: dict[str, Any],
-                  block_replicates: int) -> int:
+                  block_replicates: int, on_replicates: Callable[[int], None] | None = None) -> int:
     """Simulate one shard, write its files, then its manifest entry; returns its
     compartment-steps. Pure in (config, seed, shard): any process may run it."""
-    tables, work = shard_tables(points, shard, seed, block_replicates)
+    tables, work = shard_tables(points, shard, seed, block_replicates, on_replicates)
     provenance = api._provenance_for_parquet(info, [seg.point_id for seg in shard.segments])
     files = {}
     for name, frame in tables.items():
