@@ -10,11 +10,22 @@ from clonesim.model import compile_model  # noqa: E402
 __all__ = [
     "Config",
     "ConfigError",
+    "Report",
     "SimulationResult",
     "__version__",
     "compile_model",
     "load_config",
     "read_table",
+    "report",
     "run_to_directory",
     "simulate",
 ]
+
+
+def __getattr__(name: str):
+    # report pulls in lifelines, scipy and matplotlib (about a second): loaded on first use only.
+    if name in ("report", "Report"):
+        from clonesim.analysis import report as module
+
+        return getattr(module, name)
+    raise AttributeError(f"module 'clonesim' has no attribute {name!r}")

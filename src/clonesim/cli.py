@@ -299,6 +299,59 @@ def status(out: Annotated[Path, typer.Argument(help="Sweep directory.")]) -> Non
 
 
 @app.command()
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="Run directory (from clonesim run or sweep).")],
+    reference: Annotated[str | None, typer.Option(help="Schedule the others are compared with "
+                                                       "(default: the first).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Report directory (default: RUN_DIR/report).")] = None,
+    replicates_shown: Annotated[int, typer.Option(help="Patients drawn one by one in the Muller "
+                                                       "figure.")] = 3,
+) -> None:
+    """Analyse RUN_DIR: Kaplan-Meier curves, median times, hazard ratios and log-rank tests
+    against a reference schedule, paired comparisons on the shared virtual patients,
+    mechanisms at progression, emergence, drug exposure and Muller plots; writes report.md,
+    Parquet tables and PNG/SVG figures."""
+    # Imported here: lifelines, scipy and matplotlib would slow every other command's start.
+    from clonesim.analysis.report import report as write_report
+
+    try:
+        with console.status("analysing the run and drawing the figures"):
+            result = write_report(run_dir, reference=reference, out=out, replicates_shown=replicates_shown)
+    except ClonesimError as error:
+        _fail(str(error))
+    out = Console()
+    if not out.is_terminal:  # a log file or pipe: no need to squeeze the tables into 80 columns
+        out = Console(width=140)
+    out.print(*_report_tables(result))
+    console.print(
+        f"wrote {escape(str(result.out))}: report.md, {len(result.tables)} tables, "
+        f"{len(result.figures) // 2} figures (PNG and SVG) in {result.seconds:.1f} s",
+        highlight=False, soft_wrap=True,
+    )
+
+
+def _report_tables(result) -> list[Table]:
+    """One terminal table per endpoint: the compact columns of the report's endpoint table."""
+    from rich import box
+
+    from clonesim.analysis.report import endpoint_table
+    from clonesim.analysis.survival import ENDPOINT_LABELS
+
+    tables = []
+    for endpoint in result.survival["endpoint"].unique(maintain_order=True).cast(pl.String):
+        headers, rows = endpoint_table(result, endpoint, compact=True)
+        table = Table(title=f"{ENDPOINT_LABELS[endpoint].capitalize()} against {result.reference} "
+                            "(months; [95% CI])", box=box.SIMPLE_HEAD, pad_edge=False)
+        keys = headers.index("schedule") + 1  # point, swept values, schedule: left-aligned
+        for i, header in enumerate(headers):
+            table.add_column(Text(header), justify="left" if i < keys else "right", no_wrap=i < keys)
+        for row in rows:
+            table.add_row(*[Text(cell) for cell in row])
+        tables.append(table)
+    return tables
+
+
+@app.command()
 def validate(config: Annotated[Path, typer.Argument(help="YAML config file.")]) -> None:
     """Check CONFIG (every sweep point too) and print the resolved model with its analytic
     expectations."""

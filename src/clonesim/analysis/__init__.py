@@ -1,1 +1,2 @@
-"""Analysis of run outputs: summaries now; survival statistics and figures later."""
+"""Analysis of run outputs: the per-schedule summary, and the report (survival statistics,
+paired comparisons, mechanisms, clone composition, figures)."""
