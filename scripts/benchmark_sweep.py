@@ -172,7 +172,7 @@ def scaling_section(points: int, replicates: int, horizon_days: float, seed: int
     from clonesim.batch.dask_backend import dask_executor
 
     config = sweep_config(points, replicates, horizon_days, seed)
-    config["engine"]["block_replicates"] = 150  # 50 replicates x 3 schedules: many shards
+    config["engine"]["shard_replicates"] = 600  # 200 replicates x 3 schedules: many shards
     print(f"\n2. Scaling: Dask LocalCluster, {points} points x {replicates} replicates x 3 schedules, "
           f"{horizon_days:.0f}-day horizon")
     results = {}
@@ -183,7 +183,7 @@ def scaling_section(points: int, replicates: int, horizon_days: float, seed: int
         try:
             # Warm every worker (numba's cache, imports) on a tiny sweep of its own.
             warm = sweep_config(workers * 2, 4, horizon_days, seed)
-            warm["engine"]["block_replicates"] = 6
+            warm["engine"]["shard_replicates"] = 6
             shard_module.run_sweep(warm, work / f"warm-{workers}", seed=seed,
                                    executor=dask_executor(client))
             started = time.perf_counter()
@@ -222,8 +222,8 @@ def main(argv: list[str] | None = None) -> None:
                              args.replicates or (10 if args.quick else 100),
                              365.0, args.seed, threads, work, 1 if args.quick else 3)
         if not args.skip_scaling:
-            scaling_section(4 if args.quick else 24, 10 if args.quick else 400,
-                            365.0, args.seed, work)
+            scaling_section(4 if args.quick else 24, 10 if args.quick else 1600,
+                            730.0, args.seed, work)
 
 
 if __name__ == "__main__":
