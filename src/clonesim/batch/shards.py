@@ -300,7 +300,7 @@ def shard_tables(points: list, shard: Shard, seed: int, block_replicates: int,
         for name, frame in api._segment_tables(simulated, seed).items():
             parts.setdefault(name, []).append(frame)
         del simulated
-    tables = {name: frames[0] if len(frames) == 1 else pl.concat(frames, rechunk=True)
+    tables = {name: frames[0] if len(frames) == 1 else pl.concat(frames, rechunk=False)
               for name, frames in parts.items()}
     return tables, work
 
