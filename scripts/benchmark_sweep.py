@@ -10,7 +10,9 @@
        plus everything a sweep adds (validating and compiling every point, building the
        tables, writing Parquet atomically, hashing files into the manifest, run.json).
    Overhead = (b) / (a) - 1 (target < 15 %), with (b) split into its parts.
-2. Scaling: one sweep of a few minutes' work run on a Dask LocalCluster of 1 worker and
+2. Output: bytes per trajectory row of the EGFR scenario (target <= 3), against polars'
+   own Parquet writer on the same frames.
+3. Scaling: one sweep of a few minutes' work run on a Dask LocalCluster of 1 worker and
    of 2 workers (one process and one numba thread each), throughput ratio 2 / 1 (target
    >= 1.7). The two runs write byte-identical files (checked).
 
@@ -49,7 +51,8 @@ def sweep_config(points: int, replicates: int, horizon_days: float, seed: int) -
     config = copy.deepcopy(config)
     config["replicates"] = replicates
     config["time"]["horizon_days"] = horizon_days
-    config["engine"].pop("block_replicates", None)  # the default shard size, not the demo's
+    for key in ("block_replicates", "shard_replicates"):  # the default sizes, not the demo's
+        config["engine"].pop(key, None)
     config["sweep"] = {"latin_hypercube": {"samples": points, "seed": seed, "ranges": {
         "tumor.initial_fractions.MET_amp": {"low": 1e-5, "high": 1e-2, "scale": "log"},
         "phenotypes.sensitive.drug_kill_rate_per_day": [0.01, 0.05],
@@ -167,13 +170,13 @@ def scaling_section(points: int, replicates: int, horizon_days: float, seed: int
     try:
         from distributed import Client, LocalCluster
     except ImportError:
-        print("\n2. Scaling: skipped (needs the cluster extra: pip install '.[cluster]')")
+        print("\n3. Scaling: skipped (needs the cluster extra: pip install '.[cluster]')")
         return
     from clonesim.batch.dask_backend import dask_executor
 
     config = sweep_config(points, replicates, horizon_days, seed)
     config["engine"]["shard_replicates"] = 600  # 200 replicates x 3 schedules: many shards
-    print(f"\n2. Scaling: Dask LocalCluster, {points} points x {replicates} replicates x 3 schedules, "
+    print(f"\n3. Scaling: Dask LocalCluster, {points} points x {replicates} replicates x 3 schedules, "
           f"{horizon_days:.0f}-day horizon")
     results = {}
     for workers in (1, 2):
@@ -203,6 +206,28 @@ def scaling_section(points: int, replicates: int, horizon_days: float, seed: int
         sys.exit("the 1- and 2-worker sweeps wrote different files")
 
 
+def output_section(replicates: int, seed: int, work: Path) -> None:
+    """Bytes per trajectory row of the shipped EGFR scenario, as clonesim writes them and as
+    polars' own writer (zstd, its defaults) writes the same frames."""
+    import polars as pl
+
+    config = ROOT / "configs" / "egfr_nsclc.yaml"
+    out = api.run_to_directory(config, work / "egfr", replicates=replicates, seed=seed)
+    files = sorted((out / "trajectories").rglob("*.parquet"))
+    rows = sum(pl.read_parquet(f).height for f in files)
+    ours = sum(f.stat().st_size for f in files)
+    theirs = 0
+    for index, f in enumerate(files):
+        target = work / f"polars-{index}.parquet"
+        pl.read_parquet(f).write_parquet(target, compression="zstd")
+        theirs += target.stat().st_size
+    print(f"\n2. Output: configs/egfr_nsclc.yaml, {replicates} patients x 9 schedules, "
+          f"{rows:,} trajectory rows")
+    print(f"  clonesim (pyarrow, sorted, BYTE_STREAM_SPLIT counts): {ours / rows:.2f} bytes/row "
+          f"(target <= 3); polars' writer on the same frames: {theirs / rows:.2f} bytes/row "
+          f"({theirs / ours:.1f}x)")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="toy sizes: a smoke test, not a measurement")
@@ -211,6 +236,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=None, help="numba threads (all cores)")
     parser.add_argument("--skip-scaling", action="store_true")
     parser.add_argument("--skip-overhead", action="store_true")
+    parser.add_argument("--skip-output", action="store_true")
     parser.add_argument("--seed", type=int, default=20261124)
     args = parser.parse_args(argv)
     threads = args.threads or numba.config.NUMBA_NUM_THREADS
@@ -221,8 +247,10 @@ def main(argv: list[str] | None = None) -> None:
             overhead_section(args.points or (10 if args.quick else 200),
                              args.replicates or (10 if args.quick else 100),
                              365.0, args.seed, threads, work, 1 if args.quick else 3)
+        if not args.skip_output:
+            output_section(20 if args.quick else 200, args.seed, work)
         if not args.skip_scaling:
-            scaling_section(4 if args.quick else 24, 10 if args.quick else 1600,
+            scaling_section(4 if args.quick else 32, 10 if args.quick else 6400,
                             730.0, args.seed, work)
 
 
