@@ -106,3 +106,19 @@ def test_persisters_survive_every_tki_and_die_under_the_axl_inhibitor(net, model
             # ... while the sensitive cells they came from die ten times faster.
             if regimen != NO_DRUG:
                 assert net(regimen, "founder") < 10 * rate, regimen
+
+
+def test_dteps_grow_on_every_tki_and_die_under_the_axl_inhibitor(net, model):
+    """Drug-tolerant expanded persisters: net b - d = 0.03 - 0.02 on any TKI (they divide
+    in drug, no cytostasis, no kill), minus the AXL inhibitor's extra death 0.04."""
+    dtep = model.phenotype_names.index("dtep")
+    birth = model.kernel.phenotype_birth_rate_per_day[dtep]
+    death = model.kernel.phenotype_death_rate_per_day[dtep]
+    for regimen in regimens(model):
+        rate = net(regimen, "founder", "dtep")
+        if "axl_inhibitor" in regimen:
+            assert rate < DIES, regimen
+        else:
+            # Less the outflow by mutation, b * multiplier * sum(U) = 0.03 * 10 * 2.2e-6.
+            assert rate == pytest.approx(birth - death, abs=1e-5), regimen
+            assert rate > 0, regimen
