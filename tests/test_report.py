@@ -411,6 +411,7 @@ def test_sweep_gets_per_point_tables_and_figures(sweep_result):
     assert gains[1] > gains[0]
     figures = sweep_result.out / "figures"
     assert (figures / f"sweep_{SWEPT}.png").stat().st_size > 10_000
+    assert (figures / f"sweep_lethal_{SWEPT}.png").stat().st_size > 10_000
     for point in points["point"]:
         assert (figures / f"point_{point}" / "km_ttp.svg").exists()
 

@@ -604,13 +604,16 @@ def muller_replicates_figure(cells: pl.DataFrame, events: pl.DataFrame, phase_ch
 
 def sweep_figure(parameter: str, label: str, summary: pl.DataFrame, paired: pl.DataFrame,
                  other_parameters: list[str], labels: dict[str, str], reference: str, palette: Palette,
-                 title: str) -> Figure:
-    """Median time to progression (95 % CI; hollow marker at the horizon: not reached) and the
-    paired gain over the reference (mean difference in restricted TTP, 95 % t CI) against one
-    swept parameter, one line per schedule; one column per combination of the other swept
-    parameters when there are few (else markers only, no lines)."""
-    summary = summary.filter(pl.col("endpoint") == "ttp")
-    paired = paired.filter(pl.col("endpoint") == "ttp")
+                 title: str, endpoint: str = "ttp") -> Figure:
+    """Median time to the endpoint (``ttp`` or ``death``, time to lethal burden; 95 % CI;
+    hollow marker at the horizon: not reached) and the paired gain over the reference (mean
+    difference in restricted time, 95 % t CI) against one swept parameter, one line per
+    schedule; one column per combination of the other swept parameters when there are few
+    (else markers only, no lines)."""
+    summary = summary.filter(pl.col("endpoint") == endpoint)
+    paired = paired.filter(pl.col("endpoint") == endpoint)
+    endpoint_name, short = {"ttp": ("time to progression", "TTP"),
+                   "death": ("time to lethal burden", "time to lethal burden")}[endpoint]
     combos = summary.select(other_parameters).unique(maintain_order=True) if other_parameters else None
     few = combos is None or combos.height <= 4
     groups = [None] if combos is None or not few else list(combos.iter_rows(named=True))
@@ -654,7 +657,7 @@ def sweep_figure(parameter: str, label: str, summary: pl.DataFrame, paired: pl.D
                                          markersize=4, capsize=2, linewidth=1, **style)
             axes[1][column].axhline(0, color="0.5", linewidth=0.7, linestyle=(0, (2, 2)))
             if group is not None:
-                heading = ", ".join(f"{labels[k]} = {format_value(v)}" for k, v in group.items())
+                heading = "\n".join(f"{labels[k]} = {format_value(v)}" for k, v in group.items())
                 axes[0][column].set_title(heading, loc="left", fontsize=7.5)
             axes[1][column].set_xlabel(label)
             for ax in axes[:, column]:
@@ -662,8 +665,8 @@ def sweep_figure(parameter: str, label: str, summary: pl.DataFrame, paired: pl.D
                     ax.set_xscale("log")
                 if categories is not None:
                     ax.set_xticks(range(len(categories)), labels=[str(c) for c in categories], rotation=30)
-        axes[0][0].set_ylabel("Median time to progression\n(months, 95 % CI)")
-        axes[1][0].set_ylabel(f"Paired gain vs {reference}:\nmean Δ restricted TTP (months)")
+        axes[0][0].set_ylabel(f"Median {endpoint_name}\n(months, 95 % CI)")
+        axes[1][0].set_ylabel(f"Paired gain vs {reference}:\nmean Δ restricted {short} (months)")
         handles = [Line2D([], [], marker=palette.markers[s], markersize=4, label=s, **palette.line(s))
                    for s in schedules]
         handles.append(Line2D([], [], marker="o", mfc="white", color="0.3", linestyle="none",

@@ -415,10 +415,14 @@ def _write_figures(staging: Path, run: _Run, result: Report, outcomes: pl.DataFr
             if summary[parameter].null_count() == summary.height:
                 continue
             others = [p for p in run.swept if p != parameter]
-            figure = fig.sweep_figure(parameter, labels[parameter], summary, paired, others, labels,
-                                      result.reference, palette, f"Time to progression against {parameter}")
-            figures.add(f"sweep:{parameter}", fig.save(figure, staging / "figures",
-                                                       f"sweep_{_file_stem(parameter)}"), _SWEEP_CAPTION)
+            for endpoint, stem, heading in (("ttp", "sweep", "Time to progression"),
+                                            ("death", "sweep_lethal", "Time to lethal burden")):
+                figure = fig.sweep_figure(parameter, labels[parameter], summary, paired, others, labels,
+                                          result.reference, palette, f"{heading} against {parameter}",
+                                          endpoint)
+                figures.add(f"{stem}:{parameter}", fig.save(figure, staging / "figures",
+                                                            f"{stem}_{_file_stem(parameter)}"),
+                            _SWEEP_CAPTION)
     return figures
 
 
@@ -460,9 +464,10 @@ _MULLER_PATIENTS_CAPTION = (
     "the schedules are compared on the same tumour) under each schedule (rows): clone fractions "
     "(left axis) and total cells (right axis, log); dashed: the schedule's progression; triangles: "
     "phase changes (a drug added or paused); cross: lethal burden; circle: cure." + _TIME_AXIS_NOTE)
-_SWEEP_CAPTION = ("Median time to progression (95 % CI; hollow marker at the horizon when not reached) "
-                  "and the paired gain over the reference (mean difference in restricted time to "
-                  "progression, 95 % t CI) against a swept parameter, one line per schedule.")
+_SWEEP_CAPTION = ("Median time to progression (`sweep_*`) or to lethal burden (`sweep_lethal_*`) "
+                  "(95 % CI; hollow marker at the horizon when not reached) and the paired gain over "
+                  "the reference (mean difference in restricted time, 95 % t CI) against a swept "
+                  "parameter, one line per schedule.")
 
 
 # ---------------------------------------------------------------------------------------------
