@@ -13,9 +13,8 @@ Targets (issue 5; docs/egfr_parameters.md gives the sources):
 
 How the model's numbers are computed (from the ``patients`` table only):
 
-* median PFS: the median of ``ttp_days`` with patients who never progress counted as
-  later than the horizon (exact: censoring happens only at the horizon), in months of
-  365.25/12 days;
+* median PFS: ``clonesim.analysis.summary.schedule_summary``'s exact median time to
+  progression (censoring happens only at the horizon), in months of 365.25/12 days;
 * mechanism shares: ``mechanism_at_progression`` among progressed patients;
   phenotype mechanisms (persister, dtep) are the non-genetic group;
 * objective response: best response CR or PR;
@@ -43,12 +42,12 @@ import polars as pl
 import yaml
 
 import clonesim
+from clonesim.analysis.summary import DAYS_PER_MONTH, schedule_summary
 from clonesim.batch.sweep import get_path, set_path
 from clonesim.config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs" / "egfr_nsclc.yaml"
-DAYS_PER_MONTH = 365.25 / 12
 PROGRESSION_VOLUME = 1.2**3  # RECIST +20 % in diameter, as a volume ratio
 ARMS = ("gefitinib", "osimertinib")
 config_path = CONFIG  # --config
@@ -81,11 +80,10 @@ def measure(config: dict, replicates: int, seed: int) -> dict[str, float]:
     patients = clonesim.simulate(config, replicates=replicates, seed=seed).patients
     phenotypes = list(config["phenotypes"])[1:]
     values: dict[str, float] = {}
+    summary = schedule_summary(patients)
     for arm in ARMS:
-        rows = patients.filter(pl.col("schedule") == arm)
-        ttp = rows["ttp_days"].fill_null(math.inf).sort()
-        median = ttp[len(ttp) // 2] if len(ttp) % 2 else (ttp[len(ttp) // 2 - 1] + ttp[len(ttp) // 2]) / 2
-        values[f"median PFS {arm} (months)"] = median / DAYS_PER_MONTH
+        months = summary.filter(pl.col("schedule") == arm)["median_ttp_months"].item()
+        values[f"median PFS {arm} (months)"] = math.inf if months is None else months
     osimertinib = patients.filter(pl.col("schedule") == "osimertinib")
     progressed = osimertinib.filter(pl.col("progressed"))
     mechanism = progressed["mechanism_at_progression"].cast(pl.String)

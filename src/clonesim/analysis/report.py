@@ -9,10 +9,7 @@ in :mod:`clonesim.analysis.composition`; figures in :mod:`clonesim.analysis.figu
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -36,7 +33,7 @@ from clonesim.analysis.survival import (
     paired_differences,
 )
 from clonesim.config.errors import ClonesimError
-from clonesim.io.run_dir import RUN_JSON
+from clonesim.io.run_dir import RUN_JSON, staged_directory
 
 TABLES = ("patients", "emergence", "trajectories", "phase_changes")
 #: Sweep points that get their own figures (the first ones, in point order); every point is
@@ -245,7 +242,7 @@ def report(run_dir: str | Path, reference: str | None = None, out: str | Path | 
     with _reading(run_dir, "trajectories"):
         cells = comp.replicate_cells(run.trajectories, shown) if shown else None
 
-    with _staged(out) as staging:
+    with staged_directory(out) as staging:
         figures = _write_figures(staging, run, result, outcomes, cells, shown)
         for name in Report.TABLE_NAMES:
             setattr(result, name, _with_point_columns(getattr(result, name), run))
@@ -263,26 +260,6 @@ def report(run_dir: str | Path, reference: str | None = None, out: str | Path | 
 def _check_out(out: Path) -> None:
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / REPORT_MARKDOWN).exists())):
         raise ClonesimError(f"--out: {out} exists and is not a clonesim report; choose another directory")
-
-
-@contextmanager
-def _staged(out: Path) -> Iterator[Path]:
-    """A hidden directory beside ``out`` that replaces it on success, so ``out`` holds either
-    the previous report or the new one, never a mix; on failure it is removed."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
-    try:
-        yield staging
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    if out.exists():
-        retired = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-        os.replace(out, retired / "report")
-        os.replace(staging, out)
-        shutil.rmtree(retired)
-    else:
-        os.replace(staging, out)
 
 
 def _last_change_day(patients: pl.DataFrame, horizon_days: float) -> float:

@@ -216,9 +216,9 @@ def concatenate_blocks(blocks: list[BlockResult]) -> BlockResult:
     joined = {}
     for field in dataclasses.fields(BlockResult):
         parts = [getattr(block, field.name) for block in blocks]
-        if parts[0].ndim == 2 and (field.name.startswith("traj_") or field.name.startswith("phase_")):
+        if _is_buffer(field.name, parts[0]):
             width = max(part.shape[1] for part in parts)
-            parts = [np.pad(part, ((0, 0), (0, width - part.shape[1]))) for part in parts]
+            parts = [_widen(part, width) for part in parts]
         joined[field.name] = np.concatenate(parts)
     return BlockResult(**joined)
 
@@ -229,13 +229,21 @@ def _merge_rerun(result: BlockResult, rerun: BlockResult, positions: np.ndarray)
         name = field.name
         old = getattr(result, name)
         new = getattr(rerun, name)
-        if old.ndim == 2 and (name.startswith("traj_") or name.startswith("phase_")):
-            wide = np.zeros((old.shape[0], new.shape[1]), old.dtype)
-            wide[:, : old.shape[1]] = old
-            old = wide
+        if _is_buffer(name, old):
+            old = _widen(old, new.shape[1])
             setattr(result, name, old)
         old[positions] = new
     return result
+
+
+def _is_buffer(name: str, array: np.ndarray) -> bool:
+    """A per-row trajectory or phase-change buffer (its width varies between runs)."""
+    return array.ndim == 2 and (name.startswith("traj_") or name.startswith("phase_"))
+
+
+def _widen(array: np.ndarray, width: int) -> np.ndarray:
+    """``array`` with zero columns added up to ``width`` (unchanged when already that wide)."""
+    return array if array.shape[1] == width else np.pad(array, ((0, 0), (0, width - array.shape[1])))
 
 
 def _raise_on_errors(model: CompiledModel, result: BlockResult) -> None:

@@ -142,27 +142,34 @@ def check_run_target(run_dir: Path, overwrite: bool) -> None:
 
 
 @contextmanager
-def staged_run_dir(run_dir: Path, overwrite: bool) -> Iterator[Path]:
-    """Yield a hidden staging directory beside ``run_dir`` that replaces it on success.
+def staged_directory(target: Path) -> Iterator[Path]:
+    """Yield a hidden staging directory beside ``target`` that replaces it on success.
 
-    A run that fails or is interrupted removes its staging directory and leaves
-    an existing ``run_dir`` untouched; ``run_dir`` only ever holds complete runs.
+    On failure or interruption the staging directory is removed and an existing
+    ``target`` is left untouched, so ``target`` only ever holds complete results.
     """
-    check_run_target(run_dir, overwrite)
-    run_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{run_dir.name}.partial-", dir=run_dir.parent))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
     try:
         yield staging
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    if run_dir.exists() and any(run_dir.iterdir()):
-        retired = Path(tempfile.mkdtemp(prefix=f".{run_dir.name}.old-", dir=run_dir.parent))
-        os.replace(run_dir, retired / "run")
-        os.replace(staging, run_dir)
+    if target.exists():
+        retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+        os.replace(target, retired / "previous")
+        os.replace(staging, target)
         shutil.rmtree(retired)
     else:
-        os.replace(staging, run_dir)
+        os.replace(staging, target)
+
+
+@contextmanager
+def staged_run_dir(run_dir: Path, overwrite: bool) -> Iterator[Path]:
+    """:func:`staged_directory` for a run directory, once :func:`check_run_target` allows it."""
+    check_run_target(run_dir, overwrite)
+    with staged_directory(run_dir) as staging:
+        yield staging
 
 
 def write_run_json(run_dir: Path, info: Mapping[str, Any]) -> None:
