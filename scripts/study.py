@@ -16,7 +16,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import yaml
+from clonesim.config import load_config
+from clonesim.config.errors import ClonesimError
 
 REFERENCE = "osimertinib"
 
@@ -26,7 +27,11 @@ def main(argv: list[str]) -> int:
         print(__doc__)
         return 2
     config, options = Path(argv[0]), argv[1:]
-    name = yaml.safe_load(config.read_text())["name"]
+    try:
+        name = load_config(config).name
+    except ClonesimError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     out = Path("runs") / name
     clonesim = [sys.executable, "-m", "clonesim.cli"]
     swept = subprocess.run([*clonesim, "sweep", str(config), "--out", str(out), *options])

@@ -659,3 +659,50 @@ def test_schema_errors_from_a_file_name_the_dotted_key(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"^tumor.inital_cells: unknown key") as info:
         load_config(write(tmp_path, text))
     check_line(info.value, "tumor.inital_cells")
+
+
+# --- extends: a config file that replaces some sections of another ------------------------
+
+
+def test_extends_replaces_whole_top_level_sections(tmp_path: Path) -> None:
+    base_path = write(tmp_path, FULL_EXAMPLE + DRUGS + SCHEDULES, "base.yaml")
+    (tmp_path / "studies").mkdir()
+    child = write(tmp_path / "studies", "extends: ../base.yaml\nname: child\n"
+                  "schedules:\n  only:\n    - {drugs: [osimertinib]}\n", "child.yaml")
+    parent, config = load_config(base_path), load_config(child)
+    assert config.name == "child"
+    assert list(config.schedules) == ["only"]  # replaced, not merged with the base's
+    same = {"time", "tumor", "phenotypes", "switching", "alterations", "drugs", "events"}
+    assert {k: getattr(config, k) for k in same} == {k: getattr(parent, k) for k in same}
+
+
+def test_extends_chains_and_the_nearest_file_wins(tmp_path: Path) -> None:
+    write(tmp_path, FULL_EXAMPLE, "a.yaml")
+    write(tmp_path, "extends: a.yaml\nname: b\nseed: 5\n", "b.yaml")
+    config = load_config(write(tmp_path, "extends: b.yaml\nname: c\n", "c.yaml"))
+    assert (config.name, config.seed) == ("c", 5)
+
+
+@pytest.mark.parametrize(("files", "match"), [
+    ({"c.yaml": "extends: missing.yaml\nname: c\n"}, r"'missing.yaml' in .*c.yaml: no such config file"),
+    ({"c.yaml": "extends: a.yaml\n", "a.yaml": "extends: c.yaml\nname: a\n"},
+     r"configs extend each other in a cycle: c.yaml -> a.yaml -> c.yaml"),
+    ({"c.yaml": "extends: c.yaml\n"}, r"cycle: c.yaml -> c.yaml"),
+    ({"c.yaml": "extends: [a.yaml]\n"}, r"must be the path of a config file \(got \['a.yaml'\]\)"),
+])
+def test_extends_errors_are_one_line(tmp_path: Path, files: dict[str, str], match: str) -> None:
+    for name, text in files.items():
+        write(tmp_path, text, name)
+    with pytest.raises(ConfigError, match=match) as info:
+        load_config(tmp_path / "c.yaml")
+    check_line(info.value, "extends")
+
+
+def test_extends_errors_in_the_base_name_the_key(tmp_path: Path) -> None:
+    write(tmp_path, FULL_EXAMPLE.replace("birth_rate_per_day:", "birth_rate_per_dya:", 1), "a.yaml")
+    with pytest.raises(ConfigError, match=r"^phenotypes\.sensitive\.birth_rate_per_d(ay|ya): "):
+        load_config(write(tmp_path, "extends: a.yaml\nname: c\n", "c.yaml"))
+
+
+def test_extends_is_refused_in_a_mapping() -> None:
+    fails({**base(), "extends": "a.yaml"}, "extends", "only a config file can extend another")

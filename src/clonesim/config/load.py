@@ -45,6 +45,8 @@ _StrictLoader.add_constructor(
 
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+#: The top-level key naming the config file that a config extends.
+EXTENDS = "extends"
 
 
 def _check_duplicate_keys(
@@ -164,6 +166,9 @@ def config_from_mapping(data: Mapping[str, Any]) -> Config:
         raise ConfigError(
             "", f"a config must be a mapping of keys to values, got {type(data).__name__}"
         )
+    if EXTENDS in data:
+        raise ConfigError(EXTENDS, "only a config file can extend another; load it with "
+                                   "load_config(PATH), or give the whole config")
     try:
         config = Config.model_validate(dict(data))
     except ValidationError as error:
@@ -171,9 +176,8 @@ def config_from_mapping(data: Mapping[str, Any]) -> Config:
     return check_semantics(config)
 
 
-def load_config(path: str | Path) -> Config:
-    """Read and validate a YAML config file."""
-    path = Path(path)
+def _read_mapping(path: Path) -> dict[str, Any]:
+    """A YAML config file's top-level mapping, unvalidated."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -197,7 +201,33 @@ def load_config(path: str | Path) -> Config:
         raise ConfigError(
             "", f"{path}: a config must be a mapping of keys to values, got {type(data).__name__}"
         )
-    return config_from_mapping(data)
+    return dict(data)
+
+
+def _resolved_mapping(path: Path, chain: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """The file's mapping with ``extends: OTHER.yaml`` resolved: OTHER's mapping (itself
+    resolved; the path is relative to this file's folder) with every top-level key this
+    file gives replacing OTHER's whole section. Sections are replaced, never merged, so
+    what a section holds is always what one file says."""
+    data = _read_mapping(path)
+    if EXTENDS not in data:
+        return data
+    base = data.pop(EXTENDS)
+    if not isinstance(base, str) or not base.strip():
+        raise ConfigError(EXTENDS, f"must be the path of a config file (got {base!r}) in {path}")
+    base_path = (path.parent / base).resolve()
+    here = path.resolve()
+    if base_path in (*chain, here):
+        cycle = " -> ".join(p.name for p in (*chain, here, base_path))
+        raise ConfigError(EXTENDS, f"configs extend each other in a cycle: {cycle}")
+    if not base_path.is_file():
+        raise ConfigError(EXTENDS, f"{base!r} in {path}: no such config file ({base_path})")
+    return {**_resolved_mapping(base_path, (*chain, here)), **data}
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a YAML config file (``extends: OTHER.yaml`` resolved)."""
+    return config_from_mapping(_resolved_mapping(Path(path)))
 
 
 def as_config(config_or_path: Config | Mapping[str, Any] | str | Path) -> Config:
