@@ -1,6 +1,7 @@
 """``clonesim report``: the statistics agree with lifelines, scipy and polars computed here
 independently from the run's tables; identical schedules compare exactly equal; sweeps get
-per-point tables; every figure and table is written; user errors are one line.
+per-point tables, or pool into one virtual population; every figure and table is written;
+user errors are one line; the terminal tables fit 80 columns.
 
 One small run (and one small sweep) is simulated per module. The config has spread: a
 1e5-cell tumour with ~2 pre-existing MET-amplified and ~2 C797S cells whose lineages
@@ -86,6 +87,27 @@ def sweep_result(tmp_path_factory) -> clonesim.Report:
     out = tmp_path_factory.mktemp("report-sweep") / "run"
     clonesim.run_to_directory(config, out, replicates=20, seed=3, threads=1)
     return clonesim.report(out, replicates_shown=1)
+
+
+KILL = "phenotypes.sensitive.drug_kill_rate_per_day"
+POOL_POINTS = [{SWEPT: 1.0e-5, KILL: 0.05}, {SWEPT: 1.0e-4, KILL: 0.08}, {SWEPT: 1.0e-3, KILL: 0.06}]
+POOL_REPLICATES = 40
+POOL_SCHEDULES = ("osimertinib", "upfront", "osimertinib_copy")
+
+
+@pytest.fixture(scope="module")
+def pool_run_dir(tmp_path_factory) -> Path:
+    """A virtual population: 3 patient types (sweep points) x 40 replicates."""
+    config = copy.deepcopy(CONFIG)
+    config["schedules"] = {k: CONFIG["schedules"][k] for k in POOL_SCHEDULES}
+    config["sweep"] = {"points": POOL_POINTS}
+    out = tmp_path_factory.mktemp("report-pool") / "run"
+    return clonesim.run_to_directory(config, out, replicates=POOL_REPLICATES, seed=5, threads=1)
+
+
+@pytest.fixture(scope="module")
+def pooled_result(pool_run_dir) -> clonesim.Report:
+    return clonesim.report(pool_run_dir, pool=True, replicates_shown=2)
 
 
 def ttp(patients: pl.DataFrame, schedule: str) -> tuple[np.ndarray, np.ndarray]:
@@ -416,6 +438,114 @@ def test_sweep_gets_per_point_tables_and_figures(sweep_result):
         assert (figures / f"point_{point}" / "km_ttp.svg").exists()
 
 
+# --------------------------------------------------------------------------- pooled sweep
+
+
+def pooled_ttp(run_dir: Path, schedule: str) -> tuple[np.ndarray, np.ndarray]:
+    """(days, event) of every point's patients, concatenated in run.json's point order."""
+    order = [p["point"] for p in json.loads((run_dir / "run.json").read_text())["points"]]
+    rows = clonesim.read_table(run_dir, "patients").filter(pl.col("schedule") == schedule).with_columns(
+        pl.col("point").cast(pl.String).replace_strict(order, list(range(len(order)))).alias("index"))
+    rows = rows.sort("index", "replicate")
+    return rows["ttp_days"].fill_null(HORIZON_DAYS).to_numpy(), rows["progressed"].to_numpy()
+
+
+def test_pooled_sweep_renumbers_point_and_replicate_into_patients(pool_run_dir):
+    from clonesim.analysis.report import POOLED_POINT, _pooled, _read_run
+
+    run = _read_run(pool_run_dir)
+    pooled = _pooled(run)
+    order = [p["point"] for p in run.info["points"]]
+    for name in ("patients", "emergence", "phase_changes"):
+        before, after = getattr(run, name), getattr(pooled, name)
+        assert after.schema["replicate"] == before.schema["replicate"] == pl.Int64, name
+        expected = before.select((pl.col("point").cast(pl.String).replace_strict(
+            order, list(range(len(order)))) * POOL_REPLICATES + pl.col("replicate")).alias("replicate"))
+        assert after["replicate"].to_list() == expected["replicate"].to_list(), name
+        assert set(after["point"].cast(pl.String)) == {POOLED_POINT} and SWEPT not in after.columns
+    trajectories = pooled.trajectories.select("schedule", "replicate").unique().collect()
+    assert trajectories.group_by("schedule").len()["len"].to_list() == [3 * POOL_REPLICATES] * 3
+    assert pooled.swept == [] and not pooled.is_sweep and pooled.settings.height == 1
+
+
+def test_pooled_replicate_ids_widen_only_when_needed(tmp_path):
+    from clonesim.analysis.report import _pooled, _Run
+
+    def pooled_dtype(dtype: pl.DataType, replicates: int) -> pl.DataType:
+        points = ["a", "b"]
+        frame = pl.DataFrame({"point": ["a", "b"], "schedule": ["s", "s"], "replicate": [0, replicates - 1]},
+                             schema_overrides={"point": pl.Enum(points), "replicate": dtype})
+        settings = pl.DataFrame({"point": points, "x": [1, 2], "horizon_days": [9.0] * 2,
+                                 "record_every_days": [1.0] * 2}).cast({"point": pl.Enum(points)})
+        info = {"replicates": replicates, "config": {}, "schedules": ["s"],
+                "points": [{"point": p, "overrides": {"x": i + 1}} for i, p in enumerate(points)]}
+        run = _Run(tmp_path, info, frame, frame, frame, frame.lazy(), settings, ["x"])
+        pooled = _pooled(run)
+        assert pooled.patients["replicate"].to_list() == [0, 2 * replicates - 1]
+        assert pooled.trajectories.collect()["replicate"].to_list() == [0, 2 * replicates - 1]
+        return pooled.patients.schema["replicate"]
+
+    assert pooled_dtype(pl.Int8, 60) == pl.Int8  # patients 0..119 fit
+    assert pooled_dtype(pl.Int8, 100) == pl.Int64  # 0..199 do not
+    assert pooled_dtype(pl.UInt32, 100) == pl.UInt32
+
+
+@pytest.mark.parametrize("schedule", POOL_SCHEDULES)
+def test_pooled_kaplan_meier_is_that_of_all_patients_together(pooled_result, pool_run_dir, schedule):
+    days, event = pooled_ttp(pool_run_dir, schedule)
+    assert days.size == len(POOL_POINTS) * POOL_REPLICATES
+    fitter = KaplanMeierFitter().fit(days, event)
+    lower, upper = median_survival_times(fitter.confidence_interval_).iloc[0]
+    got = row(pooled_result.survival, schedule=schedule, endpoint="ttp")
+    assert got["patients"] == len(POOL_POINTS) * POOL_REPLICATES
+    assert got["events"] == int(event.sum())
+
+    def finite(value: float) -> float | None:
+        return float(value) if np.isfinite(value) else None
+
+    assert got["median_days"] == finite(fitter.median_survival_time_)
+    assert (got["median_lower_days"], got["median_upper_days"]) == (finite(lower), finite(upper))
+    # One population: no point or swept columns anywhere.
+    for name, frame in pooled_result.tables.items():
+        assert "point" not in frame.columns and SWEPT not in frame.columns, name
+    assert pooled_result.swept == []
+
+
+def test_pooled_paired_differences_pair_each_point_and_replicate(pooled_result, pool_run_dir):
+    patients = len(POOL_POINTS) * POOL_REPLICATES
+    for endpoint in ("ttp", "death"):
+        got = row(pooled_result.paired, schedule="osimertinib_copy", endpoint=endpoint)
+        assert got["pairs"] == patients
+        for column in ("mean_difference_days", "mean_difference_lower_days", "mean_difference_upper_days",
+                       "median_difference_days"):
+            assert got[column] == 0.0, column
+        assert got["tied_share"] == 1.0 and got["wilcoxon_p"] == 1.0
+    days, _ = pooled_ttp(pool_run_dir, "upfront")
+    reference_days, _ = pooled_ttp(pool_run_dir, REFERENCE)
+    got = row(pooled_result.paired, schedule="upfront", endpoint="ttp")
+    assert got["pairs"] == patients
+    assert got["mean_difference_days"] == pytest.approx(float((days - reference_days).mean()))
+    # The trajectories are renumbered too: every patient has tumour at day 0.
+    assert (pooled_result.burden.filter(pl.col("day") == 0)["with_tumour"] == patients).all()
+
+
+def test_pooled_report_writes_one_population(pooled_result):
+    out = pooled_result.out
+    stems = [s for s in FIGURES if s != "km_first_progression"]  # no schedule changes line
+    for stem in stems:
+        for suffix in (".png", ".svg"):
+            path = out / "figures" / f"{stem}{suffix}"
+            assert path.stat().st_size > 10_000, path
+    assert sorted(p.name for p in pooled_result.figures) == sorted(
+        f"{s}{x}" for s in stems for x in (".png", ".svg"))
+    assert not any(p.name.startswith("point_") for p in (out / "figures").iterdir())
+    markdown = pooled_result.markdown.read_text()
+    assert (f"pools the sweep's 3 points × {POOL_REPLICATES} replicates into one population of "
+            f"{3 * POOL_REPLICATES} virtual patients") in markdown
+    assert f"`{SWEPT}`: min 1e-05, max 0.001" in markdown and f"`{KILL}`: min 0.05, max 0.08" in markdown
+    assert "## Sweep" not in markdown
+
+
 # --------------------------------------------------------------------------- CLI
 
 ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]")
@@ -476,3 +606,48 @@ def test_cli_report_prints_tables_and_writes(run_dir, tmp_path):
     assert set(written["reference"]) == {"low_dose"}
     info = json.loads((run_dir / "run.json").read_text())
     assert info["schedules"] == list(CONFIG["schedules"])
+
+
+def test_cli_pool_refuses_a_run_that_is_not_a_sweep(run_dir):
+    one_error_line(["report", str(run_dir), "--pool"], "--pool", "not a sweep")
+
+
+def test_cli_pool_refuses_a_sweep_over_the_horizon(tmp_path):
+    config = copy.deepcopy(CONFIG)
+    config["schedules"] = {REFERENCE: CONFIG["schedules"][REFERENCE]}
+    config["sweep"] = {"grid": {"time.horizon_days": [100.0, 150.0]}}
+    run = clonesim.run_to_directory(config, tmp_path / "run", replicates=2, seed=1, threads=1)
+    one_error_line(["report", str(run), "--pool"], "--pool", "time.horizon_days")
+    assert not (run / "report").exists()
+
+
+def cli_tables(report: clonesim.Report, monkeypatch, columns: int) -> str:
+    """What `clonesim report` prints for ``report`` (not recomputed) at COLUMNS=``columns``."""
+    import clonesim.analysis.report as module
+
+    monkeypatch.setattr(module, "report", lambda *args, **kwargs: report)
+    result = CliRunner().invoke(app, ["report", "anywhere"], env={"COLUMNS": str(columns)})
+    assert result.exit_code == 0, result.stderr
+    return ANSI.sub("", result.stdout)
+
+
+def test_cli_sweep_tables_fit_80_columns(sweep_result, monkeypatch):
+    text = cli_tables(sweep_result, monkeypatch, 80)
+    lines = text.splitlines()
+    assert max(len(line) for line in lines) <= 80, text
+    assert "…" not in text, text  # nothing cut short
+    for schedule in ("osimertinib", "upfront"):
+        assert any(re.match(rf"{schedule}\s", line) for line in lines), (schedule, text)
+    for value in ("1e-05", "0.001"):  # each point's swept value
+        assert f"MET_amp = {value}" in text, text
+    assert "Time to progression against osimertinib" in text and "later/same/earlier" in text
+
+
+def test_cli_run_tables_fit_80_columns(result, monkeypatch):
+    text = cli_tables(result, monkeypatch, 80)
+    assert max(len(line) for line in text.splitlines()) <= 80, text
+    assert "…" not in text, text
+    assert all(re.search(rf"^{schedule}\s", text, re.MULTILINE) for schedule in CONFIG["schedules"])
+    # With room, one table per endpoint as before.
+    wide = cli_tables(result, monkeypatch, 140)
+    assert wide.count("schedule ") == 3 and "paired Δ mean" in wide

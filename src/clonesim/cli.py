@@ -6,6 +6,7 @@ stderr and exit with status 2; no traceback.
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from pathlib import Path
@@ -306,23 +307,28 @@ def report(
     out: Annotated[Path | None, typer.Option(help="Report directory (default: RUN_DIR/report).")] = None,
     replicates_shown: Annotated[int, typer.Option(help="Patients drawn one by one in the Muller "
                                                        "figure.")] = 3,
+    pool: Annotated[bool, typer.Option(help="Treat a sweep's points as one virtual population "
+                                            "(patient = point × replicate).")] = False,
 ) -> None:
     """Analyse RUN_DIR: Kaplan-Meier curves, median times, hazard ratios and log-rank tests
     against a reference schedule, paired comparisons on the shared virtual patients,
     mechanisms at progression, emergence, drug exposure and Muller plots; writes report.md,
-    Parquet tables and PNG/SVG figures."""
+    Parquet tables and PNG/SVG figures. With --pool, a sweep is one virtual population whose
+    patients are its points' replicates (each point a patient type)."""
     # Imported here: lifelines, scipy and matplotlib would slow every other command's start.
     from clonesim.analysis.report import report as write_report
 
     try:
         with console.status("analysing the run and drawing the figures"):
-            result = write_report(run_dir, reference=reference, out=out, replicates_shown=replicates_shown)
+            result = write_report(run_dir, reference=reference, out=out, replicates_shown=replicates_shown,
+                                  pool=pool)
     except ClonesimError as error:
         _fail(str(error))
     out = Console()
-    if not out.is_terminal:  # a log file or pipe: no need to squeeze the tables into 80 columns
-        out = Console(width=140)
-    out.print(*_report_tables(result))
+    if not out.is_terminal and not os.environ.get("COLUMNS", "").isdigit():
+        out = Console(width=140)  # a log file or pipe: no need to squeeze the tables into 80 columns
+    for renderable in _report_tables(result, width=out.width):
+        out.print(renderable)
     console.print(
         f"wrote {escape(str(result.out))}: report.md, {len(result.tables)} tables, "
         f"{len(result.figures) // 2} figures (PNG and SVG) in {result.seconds:.1f} s",
@@ -330,25 +336,80 @@ def report(
     )
 
 
-def _report_tables(result) -> list[Table]:
-    """One terminal table per endpoint: the compact columns of the report's endpoint table."""
+def _report_tables(result, width: int | None = None) -> list:
+    """The compact columns of the report's endpoint tables (renderables to print one by one),
+    laid out to fit ``width`` columns.
+
+    The first layout whose tables fit unwrapped (``width`` None: the first): one table per
+    endpoint (a sweep's rows start with their swept values, short labels); for a sweep, one
+    table per point, under a line of its swept values, below the endpoint's heading; the same with
+    each table split in two, the comparison as a trial would make it (events, median, hazard
+    ratio, log-rank p) and the paired one (mean difference; later, same, earlier). When none
+    fits, the last, wrapped. Schedule names and swept values are never wrapped; a sweep's
+    per-point tables share their column widths, so they read down like one table."""
     from rich import box
+    from rich.cells import cell_len
 
     from clonesim.analysis.report import endpoint_table
     from clonesim.analysis.survival import ENDPOINT_LABELS
 
-    tables = []
+    def table(title: str | None, headers: list[str], rows: list[list[str]], keys: int,
+              widths: list[int | None]) -> Table:
+        grid = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False,
+                     collapse_padding=True)
+        for i, header in enumerate(headers):  # keys (swept values, schedule): left-aligned, whole
+            grid.add_column(Text(header), justify="left" if i <= keys else "right", no_wrap=i <= keys,
+                            overflow="ellipsis" if i <= keys else "fold", min_width=widths[i])
+        for row in rows:
+            grid.add_row(*[Text(cell) for cell in row])
+        return grid
+
+    def layout(headers: list[str], rows: list[list[str]], title: str, by_point: bool, split: bool,
+               aligned: bool) -> list:
+        keys = headers.index("schedule")  # the columns before it identify a sweep's point
+        groups: dict[str | None, list[list[str]]] = {}
+        for row in rows:
+            label = ", ".join(f"{h} = {v}" for h, v in zip(headers[:keys], row, strict=False))
+            groups.setdefault(label if by_point else None, []).append(row[keys:] if by_point else row)
+        if by_point:
+            headers, keys = headers[keys:], 0
+        if split:
+            headers = [h.replace("/\n", "/") for h in headers]  # room for a one-line header
+        paired = headers.index("log-rank p") + 1 if split else len(headers)
+        parts = [list(range(paired))]
+        parts += [[*range(keys + 1), *range(paired, len(headers))]] if split else []
+        every = [row for group in groups.values() for row in group]
+        natural = [max(cell_len(line) for text in [header, *(row[i] for row in every)]
+                       for line in text.split("\n")) for i, header in enumerate(headers)]
+        tables: list = [Text(title, style="table.title")] if by_point else []
+        for label, group in groups.items():
+            tables += [Text(), Text(label, style="bold")] if by_point else []  # the point's values
+            for number, columns in enumerate(parts):
+                cells = [[row[c] for c in columns] for row in group]
+                tables.append(table(title if number == 0 and not by_point else None,
+                                    [headers[c] for c in columns], cells, keys,
+                                    [natural[c] if aligned else None for c in columns]))
+        return tables
+
+    def fits(tables: list) -> bool:
+        unlimited = Console(width=100_000)
+        return all(unlimited.measure(t).maximum <= width for t in tables if isinstance(t, Table))
+
+    out: list = []
     for endpoint in result.survival["endpoint"].unique(maintain_order=True).cast(pl.String):
         headers, rows = endpoint_table(result, endpoint, compact=True)
-        table = Table(title=f"{ENDPOINT_LABELS[endpoint].capitalize()} against {result.reference} "
-                            "(months; [95% CI])", box=box.SIMPLE_HEAD, pad_edge=False)
-        keys = headers.index("schedule") + 1  # point, swept values, schedule: left-aligned
-        for i, header in enumerate(headers):
-            table.add_column(Text(header), justify="left" if i < keys else "right", no_wrap=i < keys)
-        for row in rows:
-            table.add_row(*[Text(cell) for cell in row])
-        tables.append(table)
-    return tables
+        title = (f"{ENDPOINT_LABELS[endpoint].capitalize()} against {result.reference} "
+                 "(months; [95% CI])")
+        sweep = headers.index("schedule") > 0
+        options = [(False, False), *([(True, False)] if sweep else []), (sweep, True)]
+        for by_point, split in options:
+            tables = layout(headers, rows, title, by_point, split, aligned=True)
+            if width is None or fits(tables):
+                break
+        else:  # nothing fits: the last layout, wrapped where rich must
+            tables = layout(headers, rows, title, by_point, split, aligned=False)
+        out += [Text(), *tables] if out else tables  # a blank line between endpoints
+    return out
 
 
 @app.command()

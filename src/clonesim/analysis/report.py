@@ -32,6 +32,7 @@ from clonesim.analysis.survival import (
     kaplan_meier,
     paired_differences,
 )
+from clonesim.batch.sweep import get_path
 from clonesim.config.errors import ClonesimError
 from clonesim.io.run_dir import RUN_JSON, staged_directory
 
@@ -40,13 +41,16 @@ TABLES = ("patients", "emergence", "trajectories", "phase_changes")
 #: in the tables and the sweep summary figures.
 MAX_POINTS_WITH_FIGURES = 12
 REPORT_MARKDOWN = "report.md"
+#: The one ``point`` of a sweep pooled into a virtual population (``report(..., pool=True)``).
+POOLED_POINT = "pooled"
 
 
 @dataclass
 class Report:
     """What ``clonesim report`` computed (polars tables) and where it wrote it.
 
-    Tables carry ``schedule`` (and, for sweeps, ``point`` and one column per swept path);
+    Tables carry ``schedule`` (and, for sweeps, ``point`` and one column per swept path; a
+    sweep pooled into one population, ``pool=True``, has neither and ``swept`` is empty);
     times are in days (``*_days``) and months (``*_months``, days / (365.25 / 12)); the
     time-to-event tables have an ``endpoint`` column (``ttp``, ``first_progression`` when a
     schedule changes line at progression, ``death``).
@@ -93,6 +97,19 @@ class Report:
         return {name: getattr(self, name) for name in self.TABLE_NAMES}
 
 
+@dataclass(frozen=True)
+class _Population:
+    """A sweep read as one virtual population: patient ``point_index * replicates + replicate``."""
+
+    points: int
+    replicates: int  # per point
+    varied: dict[str, list[Any]]  # each swept path's distinct values over the points, in point order
+
+    @property
+    def patients(self) -> int:
+        return self.points * self.replicates
+
+
 @dataclass
 class _Run:
     """A run directory's tables, ready for analysis (a ``point`` column even without a sweep)."""
@@ -105,6 +122,7 @@ class _Run:
     trajectories: pl.LazyFrame
     settings: pl.DataFrame  # point, swept columns, horizon_days, record_every_days
     swept: list[str]
+    population: _Population | None = None  # set when a sweep is pooled (one point, no swept paths)
 
     @property
     def schedules(self) -> list[str]:
@@ -112,6 +130,8 @@ class _Run:
 
     @property
     def is_sweep(self) -> bool:
+        if self.population is not None:
+            return False
         return bool(self.swept) or len(self.info.get("points", [])) > 1
 
 
@@ -183,6 +203,50 @@ def _read_run(run_dir: Path) -> _Run:
     return _Run(run_dir, info, patients, emergence, phase_changes, trajectories, settings, swept)
 
 
+def _pooled(run: _Run) -> _Run:
+    """The sweep ``run`` as one population: replicate r of point i (its position in run.json's
+    ``points``) becomes patient ``i * R + r`` (R replicates per point) in every table, every row's
+    point is :data:`POOLED_POINT` and nothing is swept, so the report treats it as one run.
+    Patient (i, r) is the same virtual patient in every schedule, so pairing stays valid."""
+    points = run.info.get("points") or []
+    if not run.is_sweep:
+        raise ClonesimError(f"--pool: {run.path} is not a sweep; only a sweep's points can be pooled")
+    timed = [path for path in run.swept if path.split(".")[0] == "time"]
+    if timed:
+        raise ClonesimError(f"--pool: the sweep varies {', '.join(timed)}; points with different "
+                            "horizons or recording cannot be pooled")
+    replicates = int(run.info["replicates"])
+    largest = run.patients["replicate"].max()
+    if largest is not None and largest >= replicates:
+        raise ClonesimError(f"--pool: {run.path} has replicate {largest} but run.json says "
+                            f"{replicates} replicates per point")
+    top = len(points) * replicates - 1  # the largest pooled patient id
+    pooled = pl.lit(POOLED_POINT, dtype=pl.Enum([POOLED_POINT])).alias("point")
+
+    def renumber(schema: pl.Schema) -> list[pl.Expr]:
+        """Patient ids in the replicate column's dtype when it holds them all, else Int64."""
+        dtype = schema["replicate"]
+        fits = dtype.is_integer() and pl.select(pl.lit(top).cast(dtype, strict=False)).item() is not None
+        index = pl.col("point").to_physical().cast(pl.Int64)  # point: Enum in run.json's order
+        patient = index * replicates + pl.col("replicate").cast(pl.Int64)
+        return [patient.cast(dtype if fits else pl.Int64).alias("replicate"), pooled]
+
+    def pool(frame: pl.DataFrame) -> pl.DataFrame:
+        return frame.with_columns(renumber(frame.schema)).drop(run.swept, strict=False)
+
+    with _reading(run.path, "trajectories"):
+        schema = run.trajectories.collect_schema()
+    trajectories = run.trajectories.with_columns(renumber(schema)).drop(run.swept, strict=False)
+    settings = run.settings.head(1).select(pooled, "horizon_days", "record_every_days")  # no time.* swept
+    varied = {}
+    for path in run.swept:  # a point without an override of the path has the config's value
+        values = [p["overrides"][path] if path in p.get("overrides", {})
+                  else get_path(run.info["config"], path) for p in points]
+        varied[path] = list({json.dumps(v, sort_keys=True): v for v in values}.values())
+    return _Run(run.path, run.info, pool(run.patients), pool(run.emergence), pool(run.phase_changes),
+                trajectories, settings, [], _Population(len(points), replicates, varied))
+
+
 def _first_line_change(phase_changes: pl.DataFrame) -> pl.DataFrame | None:
     """(point, schedule, replicate, day) of the first progression that changed line, or None."""
     changes = phase_changes.filter(pl.col("reason").cast(pl.String) == "progression")
@@ -196,7 +260,7 @@ def _by_point(frame: pl.DataFrame, point: str) -> pl.DataFrame:
 
 
 def report(run_dir: str | Path, reference: str | None = None, out: str | Path | None = None,
-           replicates_shown: int = 3) -> Report:
+           replicates_shown: int = 3, pool: bool = False) -> Report:
     """Analyse a run directory and write its report (tables, figures, ``report.md``).
 
     Parameters
@@ -206,17 +270,24 @@ def report(run_dir: str | Path, reference: str | None = None, out: str | Path | 
     out : where to write (default ``RUN_DIR/report``); a previous report there is replaced.
     replicates_shown : individual patients drawn in the per-patient Muller figure (replicates
         0, 1, ...; the same virtual patient in every schedule).
+    pool : treat a sweep as one virtual population: each point is a patient type and patient
+        ``point_index * replicates + replicate`` is replicate r of point i (its position in
+        run.json's ``points``), the same virtual patient in every schedule; the tables and
+        figures are those of a single run of points x replicates patients per schedule.
 
     Raises
     ------
-    ClonesimError : the run is missing or incomplete, the reference is unknown, or
-        ``out`` holds files that are not a report.
+    ClonesimError : the run is missing or incomplete, the reference is unknown,
+        ``out`` holds files that are not a report, or ``pool`` is asked of a run that is
+        not a sweep or of a sweep that varies a ``time.*`` setting.
     """
     started = time.perf_counter()
     run_dir = Path(run_dir)
     if replicates_shown < 0:
         raise ClonesimError(f"--replicates-shown: must be 0 or more (got {replicates_shown})")
     run = _read_run(run_dir)
+    if pool:
+        run = _pooled(run)
     reference = run.schedules[0] if reference is None else reference
     if reference not in run.schedules:
         raise ClonesimError(f"--reference: unknown schedule {reference!r}; known: {', '.join(run.schedules)}")
@@ -238,7 +309,9 @@ def report(run_dir: str | Path, reference: str | None = None, out: str | Path | 
         emergence_curves=emergence_curves(run.emergence), exposure=drug_exposure(run.patients, drugs),
         composition=composition, burden=burden, swept=run.swept,
     )
-    shown = list(range(min(replicates_shown, int(run.info.get("replicates", replicates_shown)))))
+    available = (run.population.patients if run.population is not None
+                 else int(run.info.get("replicates", replicates_shown)))
+    shown = list(range(min(replicates_shown, available)))
     with _reading(run_dir, "trajectories"):
         cells = comp.replicate_cells(run.trajectories, shown) if shown else None
 
@@ -576,10 +649,16 @@ def render_markdown(result: Report, run: _Run, figures: _FigureList, root: Path)
     horizon = float(config["time"]["horizon_days"])
     points = run.settings.height
     sweep_note = f" at each of {points} sweep points" if run.is_sweep else ""
+    population = run.population
+    patients_note = f"{info.get('replicates')} virtual patients per schedule{sweep_note}"
+    if population is not None:
+        patients_note = (f"one virtual population of {population.patients} patients per schedule "
+                         f"(the sweep's {population.points} points × {population.replicates} replicates, "
+                         "pooled)")
     lines = [
         f"# Report: {config.get('name', run.path.name)}",
         "",
-        f"Run `{run.path}`: {info.get('replicates')} virtual patients per schedule{sweep_note}, "
+        f"Run `{run.path}`: {patients_note}, "
         f"schedules {', '.join(f'`{s}`' for s in run.schedules)}; seed {info.get('seed')}; horizon "
         f"{horizon:g} days ({horizon / DAYS_PER_MONTH:.1f} months); clonesim {info.get('clonesim_version')}. "
         f"Reference schedule: **{result.reference}**. Report written in {result.seconds:.1f} s.",
@@ -613,6 +692,8 @@ def render_markdown(result: Report, run: _Run, figures: _FigureList, root: Path)
         "* Months are days / (365.25 / 12).",
         "",
     ]
+    if population is not None:
+        lines[lines.index("## Methods") + 2:lines.index("## Methods") + 2] = _population_lines(population)
     for endpoint in result.survival["endpoint"].unique(maintain_order=True).cast(pl.String):
         lines += [f"## {ENDPOINT_LABELS[endpoint].capitalize()}", ""]
         headers, rows = endpoint_table(result, endpoint)
@@ -643,6 +724,29 @@ def render_markdown(result: Report, run: _Run, figures: _FigureList, root: Path)
               + ", ".join(f"[`{name}`](tables/{name}.parquet)" for name in Report.TABLE_NAMES) + ".",
               "Every figure is also an SVG beside its PNG.", ""]
     return "\n".join(lines)
+
+
+def _population_lines(population: _Population) -> list[str]:
+    """The methods bullet of a pooled sweep: what the population is and what varies in it."""
+    varied = []
+    for path, values in population.varied.items():
+        numbers = [v for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
+        if values and len(numbers) == len(values):
+            low, high = min(numbers), max(numbers)
+            varied.append(f"  * `{path}`: min {fig.format_value(low)}, max {fig.format_value(high)} "
+                          f"({len(values)} value{'s' if len(values) != 1 else ''})")
+        else:
+            varied.append(f"  * `{path}`: " + ", ".join(f"`{json.dumps(v)}`" for v in values))
+    return [
+        f"* **Virtual population (pooled sweep).** The report pools the sweep's {population.points} "
+        f"points × {population.replicates} replicates into one population of {population.patients} "
+        "virtual patients: each point is a patient type (its own parameter values) and replicate r "
+        f"of the point at position i in `run.json`'s `points` is patient i × {population.replicates} "
+        "+ r. Every table, figure and test treats them as one run; a patient is the same virtual "
+        "patient in every schedule, so the paired comparisons hold. Varied across the population "
+        "(each point's value; patients of one point share it):",
+        *varied,
+    ]
 
 
 def _figure_lines(figures: _FigureList, kind: str, root: Path) -> list[str]:
