@@ -282,6 +282,29 @@ def test_validate_minimal_config(runner, tmp_path):
     assert plain_lines(result.stderr) == []
 
 
+@pytest.mark.parametrize("columns", [200, 80])
+def test_validate_lists_sweep_points_whole_at_any_width(runner, tmp_path, columns):
+    """Every point's every swept value is printed whole (no ellipsis), under a short label
+    whose full path is printed too; at 80 columns the wide sweep becomes one line per point."""
+    paths = ["phenotypes.sensitive.birth_rate_per_day", "phenotypes.sensitive.death_rate_per_day",
+             "tumor.initial_cells", "time.horizon_days", "time.record_every_days"]
+    values = [[1.25, 0.125, 7, 12, 2], [1.5, 0.375, 9, 16, 4]]
+    config = {**MINIMAL, "sweep": {"points": [dict(zip(paths, row, strict=True)) for row in values]}}
+    path = write_config(tmp_path / "sweep.yaml", config)
+    result = runner.invoke(app, ["validate", str(path)], env={"COLUMNS": str(columns)})
+    assert result.exit_code == 0, result.stderr
+    text = "\n".join(plain_lines(result.stdout))
+    assert "…" not in text
+    assert all(len(line) <= columns for line in plain_lines(result.stdout))
+    for row in values:
+        for value in row:
+            assert re.search(rf"(?<![\d.]){re.escape(f'{value:.4g}')}(?![\d.])", text), (value, text)
+    for label, full in [("birth_rate_per_day", paths[0]), ("horizon_days", paths[3])]:
+        assert f"{label} = {full}" in " ".join(text.split()), text
+    one_line_per_point = sum("birth_rate_per_day=" in line for line in plain_lines(result.stdout))
+    assert one_line_per_point == (2 if columns == 80 else 0)
+
+
 def test_validate_prints_composition_and_alterations(runner, tmp_path):
     path = write_config(tmp_path / "rich.yaml", RICH)
     result = runner.invoke(app, ["validate", str(path)], env={"COLUMNS": "200"})

@@ -25,7 +25,7 @@ from clonesim.analysis.summary import schedule_summary
 from clonesim.batch.dask_backend import DaskSettings, dask_executor, open_client
 from clonesim.batch.shards import run_sweep, sweep_status
 from clonesim.batch.slurm import SlurmSettings, prepare_slurm_array
-from clonesim.batch.sweep import SweepPoint, expand_sweep
+from clonesim.batch.sweep import SweepPoint, expand_sweep, short_labels
 from clonesim.config import load_config
 from clonesim.config.errors import ClonesimError
 from clonesim.engine import runner
@@ -425,25 +425,43 @@ def validate(config: Annotated[Path, typer.Argument(help="YAML config file.")]) 
     out = Console()
     out.print(describe_model(model))
     if loaded.sweep is not None:
-        out.print(_sweep_table(points))
+        out.print(_sweep_table(points, out.width))
 
 
 #: Sweep points listed by ``validate`` (the rest are counted).
 MAX_POINTS_SHOWN = 20
 
 
-def _sweep_table(points: list[SweepPoint]) -> Table:
+def _sweep_table(points: list[SweepPoint], width: int = 80) -> Group:
+    """The sweep's points under short labels of the swept paths (the full paths below,
+    where they differ): a table when it fits ``width`` columns, else one line per point
+    (``label=value, ...``), so that no value is cut."""
     paths = list(dict.fromkeys(path for p in points for path in p.overrides))
-    table = Table(title=f"Sweep: {len(points)} points, all valid (replicate streams keyed by point)")
+    labels = short_labels(paths)
+    shortened = [f"{labels[path]} = {path}" for path in paths if labels[path] != path]
+    title = f"Sweep: {len(points)} points, all valid (replicate streams keyed by point)"
+    shown = points[:MAX_POINTS_SHOWN]
+    cells = {path: [f"{p.value(path)!r}" if not isinstance(p.value(path), float) else f"{p.value(path):.4g}"
+                    for p in shown] for path in paths}
+    more = len(points) - len(shown)
+    needed = 4 + max(len(p.id) for p in shown) + sum(
+        3 + max(len(labels[path]), *map(len, cells[path])) for path in paths)
+    if needed > width:
+        lines = [Text(title, style="bold")]
+        lines += [Text(f"{p.id}  " + ", ".join(f"{labels[path]}={cells[path][row]}" for path in paths))
+                  for row, p in enumerate(shown)]
+        lines += [Text(f"... {more} more")] if more > 0 else []
+        lines += [Text("; ".join(shortened), style="dim")] if shortened else []
+        return Group(*lines)
+    table = Table(title=title)
     table.add_column("point", no_wrap=True)
     for path in paths:
-        table.add_column(Text(path), justify="right")
-    for p in points[:MAX_POINTS_SHOWN]:
-        table.add_row(Text(p.id), *[Text(f"{p.value(path)!r}" if not isinstance(p.value(path), float)
-                                         else f"{p.value(path):.4g}") for path in paths])
-    if len(points) > MAX_POINTS_SHOWN:
-        table.add_row(Text(f"... {len(points) - MAX_POINTS_SHOWN} more"), *[""] * len(paths))
-    return table
+        table.add_column(Text(labels[path]), justify="right", no_wrap=True)
+    for row, p in enumerate(shown):
+        table.add_row(Text(p.id), *[Text(cells[path][row]) for path in paths])
+    if more > 0:
+        table.add_row(Text(f"... {more} more"), *[""] * len(paths))
+    return Group(table, *([Text("; ".join(shortened), style="dim")] if shortened else []))
 
 
 def main() -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +32,7 @@ from clonesim.analysis.survival import (
     kaplan_meier,
     paired_differences,
 )
-from clonesim.batch.sweep import get_path
+from clonesim.batch.sweep import get_path, short_labels
 from clonesim.config.errors import ClonesimError
 from clonesim.io.run_dir import RUN_JSON, staged_directory
 
@@ -352,21 +352,6 @@ def _with_point_columns(frame: pl.DataFrame, run: _Run) -> pl.DataFrame:
     rest = [c for c in frame.columns if c not in ("point", *run.swept)]
     return frame.drop([c for c in run.swept if c in frame.columns]).join(
         values, on="point", how="left", maintain_order="left").select("point", *run.swept, *rest)
-
-
-def short_labels(paths: Sequence[str]) -> dict[str, str]:
-    """The shortest dotted suffix of each path that tells it apart from the others."""
-    labels = {}
-    for path in paths:
-        parts = path.split(".")
-        for size in range(1, len(parts) + 1):
-            suffix = ".".join(parts[-size:])
-            if sum(p == suffix or p.endswith("." + suffix) for p in paths) == 1:
-                labels[path] = suffix
-                break
-        else:
-            labels[path] = path
-    return labels
 
 
 def _file_stem(text: str) -> str:

@@ -19,7 +19,7 @@ import hashlib
 import itertools
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -203,3 +203,18 @@ def expand_sweep(config: Config) -> list[SweepPoint]:
 
 def _show(overrides: Mapping[str, Any]) -> str:
     return ", ".join(f"{k}={v!r}" for k, v in overrides.items()) or "no overrides"
+
+
+def short_labels(paths: Sequence[str]) -> dict[str, str]:
+    """The shortest dotted suffix of each path that tells it apart from the others."""
+    labels = {}
+    for path in paths:
+        parts = path.split(".")
+        for size in range(1, len(parts) + 1):
+            suffix = ".".join(parts[-size:])
+            if sum(p == suffix or p.endswith("." + suffix) for p in paths) == 1:
+                labels[path] = suffix
+                break
+        else:
+            labels[path] = path
+    return labels
