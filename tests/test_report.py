@@ -651,3 +651,21 @@ def test_cli_run_tables_fit_80_columns(result, monkeypatch):
     # With room, one table per endpoint as before.
     wide = cli_tables(result, monkeypatch, 140)
     assert wide.count("schedule ") == 3 and "paired Δ mean" in wide
+
+
+def test_sweep_figures_skip_set_parameters_and_join_those_varied_together():
+    """A path with one value everywhere gets no sweep figure; paths that split the points
+    the same way (in either direction) share one."""
+    from clonesim.analysis.report import varied_parameters
+
+    settings = pl.DataFrame({
+        "point": ["p0", "p1", "p2", "p3"],
+        "rate": [1.0, 1.0, 2.0, 2.0],
+        "fixed": [5, 5, 5, 5],
+        "zeroed": [1e-7, 1e-7, 0.0, 0.0],   # varies with rate, in the other direction
+        "other": [1, 2, 1, 2],
+        "unset": pl.Series([None] * 4, dtype=pl.Float64),
+        "label": ["x", "x", "y", "y"],       # text, varies with rate
+    })
+    paths = ["rate", "fixed", "zeroed", "other", "unset", "label"]
+    assert varied_parameters(settings, paths) == {"rate": ["zeroed", "label"], "other": []}

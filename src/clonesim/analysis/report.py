@@ -247,6 +247,29 @@ def _pooled(run: _Run) -> _Run:
                 trajectories, settings, [], _Population(len(points), replicates, varied))
 
 
+def varied_parameters(settings: pl.DataFrame, swept: list[str]) -> dict[str, list[str]]:
+    """The swept paths worth a sweep figure, each with the paths that vary together with it.
+
+    A path with one value at every point (set, not varied) gets none; paths that split the
+    points the same way (e.g. four initial fractions set to zero together) get one, under the
+    first of them. ``settings`` has one row per point.
+    """
+    groups: dict[tuple[int, ...], list[str]] = {}
+    for path in swept:
+        column = settings[path]
+        if column.null_count() == settings.height:
+            continue
+        codes = tuple(column.rank("dense", descending=False).fill_null(0).cast(pl.Int64).to_list()) \
+            if column.dtype.is_numeric() else tuple(column.cast(pl.String).rank("dense").fill_null(0)
+                                                     .cast(pl.Int64).to_list())
+        # The partition of the points the path makes, by order of first appearance.
+        first: dict[int, int] = {}
+        partition = tuple(first.setdefault(code, len(first)) for code in codes)
+        if len(first) > 1:
+            groups.setdefault(partition, []).append(path)
+    return {paths[0]: paths[1:] for paths in groups.values()}
+
+
 def _first_line_change(phase_changes: pl.DataFrame) -> pl.DataFrame | None:
     """(point, schedule, replicate, day) of the first progression that changed line, or None."""
     changes = phase_changes.filter(pl.col("reason").cast(pl.String) == "progression")
@@ -446,15 +469,15 @@ def _write_figures(staging: Path, run: _Run, result: Report, outcomes: pl.DataFr
     if run.is_sweep and run.swept:
         summary = _with_point_columns(result.survival, run)
         paired = _with_point_columns(result.paired, run)
-        for parameter in run.swept:
-            if summary[parameter].null_count() == summary.height:
-                continue
-            others = [p for p in run.swept if p != parameter]
+        varied = varied_parameters(run.settings, run.swept)
+        for parameter, together in varied.items():
+            others = [p for p in varied if p != parameter]
+            with_note = f" (varied with {', '.join(labels[p] for p in together)})" if together else ""
             for endpoint, stem, heading in (("ttp", "sweep", "Time to progression"),
                                             ("death", "sweep_lethal", "Time to lethal burden")):
                 figure = fig.sweep_figure(parameter, labels[parameter], summary, paired, others, labels,
-                                          result.reference, palette, f"{heading} against {parameter}",
-                                          endpoint)
+                                          result.reference, palette,
+                                          f"{heading} against {parameter}{with_note}", endpoint)
                 figures.add(f"{stem}:{parameter}", fig.save(figure, staging / "figures",
                                                             f"{stem}_{_file_stem(parameter)}"),
                             _SWEEP_CAPTION)
