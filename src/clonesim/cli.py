@@ -336,6 +336,12 @@ def report(
     )
 
 
+def _fits(renderables: list, width: int) -> bool:
+    """Whether every table among ``renderables`` fits ``width`` columns unwrapped."""
+    unlimited = Console(width=100_000)
+    return all(unlimited.measure(t).maximum <= width for t in renderables if isinstance(t, Table))
+
+
 def _report_tables(result, width: int | None = None) -> list:
     """The compact columns of the report's endpoint tables (renderables to print one by one),
     laid out to fit ``width`` columns.
@@ -391,10 +397,6 @@ def _report_tables(result, width: int | None = None) -> list:
                                     [natural[c] if aligned else None for c in columns]))
         return tables
 
-    def fits(tables: list) -> bool:
-        unlimited = Console(width=100_000)
-        return all(unlimited.measure(t).maximum <= width for t in tables if isinstance(t, Table))
-
     out: list = []
     for endpoint in result.survival["endpoint"].unique(maintain_order=True).cast(pl.String):
         headers, rows = endpoint_table(result, endpoint, compact=True)
@@ -404,7 +406,7 @@ def _report_tables(result, width: int | None = None) -> list:
         options = [(False, False), *([(True, False)] if sweep else []), (sweep, True)]
         for by_point, split in options:
             tables = layout(headers, rows, title, by_point, split, aligned=True)
-            if width is None or fits(tables):
+            if width is None or _fits(tables, width):
                 break
         else:  # nothing fits: the last layout, wrapped where rich must
             tables = layout(headers, rows, title, by_point, split, aligned=False)
@@ -444,24 +446,22 @@ def _sweep_table(points: list[SweepPoint], width: int = 80) -> Group:
     cells = {path: [f"{p.value(path)!r}" if not isinstance(p.value(path), float) else f"{p.value(path):.4g}"
                     for p in shown] for path in paths}
     more = len(points) - len(shown)
-    needed = 4 + max(len(p.id) for p in shown) + sum(
-        3 + max(len(labels[path]), *map(len, cells[path])) for path in paths)
-    if needed > width:
-        lines = [Text(title, style="bold")]
-        lines += [Text(f"{p.id}  " + ", ".join(f"{labels[path]}={cells[path][row]}" for path in paths))
-                  for row, p in enumerate(shown)]
-        lines += [Text(f"... {more} more")] if more > 0 else []
-        lines += [Text("; ".join(shortened), style="dim")] if shortened else []
-        return Group(*lines)
+    footer = [Text("; ".join(shortened), style="dim")] if shortened else []
     table = Table(title=title)
     table.add_column("point", no_wrap=True)
     for path in paths:
         table.add_column(Text(labels[path]), justify="right", no_wrap=True)
     for row, p in enumerate(shown):
         table.add_row(Text(p.id), *[Text(cells[path][row]) for path in paths])
+    if not _fits([table], width):
+        lines = [Text(title, style="bold")]
+        lines += [Text(f"{p.id}  " + ", ".join(f"{labels[path]}={cells[path][row]}" for path in paths))
+                  for row, p in enumerate(shown)]
+        lines += [Text(f"... {more} more")] if more > 0 else []
+        return Group(*lines, *footer)
     if more > 0:
         table.add_row(Text(f"... {more} more"), *[""] * len(paths))
-    return Group(table, *([Text("; ".join(shortened), style="dim")] if shortened else []))
+    return Group(table, *footer)
 
 
 def main() -> None:

@@ -32,7 +32,7 @@ from clonesim.analysis.survival import (
     kaplan_meier,
     paired_differences,
 )
-from clonesim.batch.sweep import get_path, short_labels
+from clonesim.batch.sweep import short_labels
 from clonesim.config.errors import ClonesimError
 from clonesim.io.run_dir import RUN_JSON, staged_directory
 
@@ -238,11 +238,8 @@ def _pooled(run: _Run) -> _Run:
         schema = run.trajectories.collect_schema()
     trajectories = run.trajectories.with_columns(renumber(schema)).drop(run.swept, strict=False)
     settings = run.settings.head(1).select(pooled, "horizon_days", "record_every_days")  # no time.* swept
-    varied = {}
-    for path in run.swept:  # a point without an override of the path has the config's value
-        values = [p["overrides"][path] if path in p.get("overrides", {})
-                  else get_path(run.info["config"], path) for p in points]
-        varied[path] = list({json.dumps(v, sort_keys=True): v for v in values}.values())
+    # run.settings holds each point's value of every swept path (overridden or the config's).
+    varied = {path: run.settings[path].unique(maintain_order=True).to_list() for path in run.swept}
     return _Run(run.path, run.info, pool(run.patients), pool(run.emergence), pool(run.phase_changes),
                 trajectories, settings, [], _Population(len(points), replicates, varied))
 
@@ -259,12 +256,9 @@ def varied_parameters(settings: pl.DataFrame, swept: list[str]) -> dict[str, lis
         column = settings[path]
         if column.null_count() == settings.height:
             continue
-        codes = tuple(column.rank("dense", descending=False).fill_null(0).cast(pl.Int64).to_list()) \
-            if column.dtype.is_numeric() else tuple(column.cast(pl.String).rank("dense").fill_null(0)
-                                                     .cast(pl.Int64).to_list())
-        # The partition of the points the path makes, by order of first appearance.
-        first: dict[int, int] = {}
-        partition = tuple(first.setdefault(code, len(first)) for code in codes)
+        # The partition of the points the path makes: each value numbered by first appearance.
+        first: dict[Any, int] = {}
+        partition = tuple(first.setdefault(value, len(first)) for value in column.to_list())
         if len(first) > 1:
             groups.setdefault(partition, []).append(path)
     return {paths[0]: paths[1:] for paths in groups.values()}
